@@ -1,0 +1,33 @@
+"""gRPC plumbing shared by every hyoka service: server bootstrap (health, reflection, auth,
+limits), client channels (deadlines, retries on UNAVAILABLE, bearer token) and the error
+convention (google.rpc.BadRequest details naming the offending field)."""
+
+from hyoka.rpc.client import ChannelConfig, aio_channel, sync_channel
+from hyoka.rpc.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+    field_violations,
+    handle_errors,
+)
+from hyoka.rpc.server import RunningServer, ServerConfig, ServiceRegistration, serve_forever, start_server
+
+__all__ = [
+    "ChannelConfig",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "ResourceExhausted",
+    "RunningServer",
+    "ServerConfig",
+    "ServiceError",
+    "ServiceRegistration",
+    "aio_channel",
+    "field_violations",
+    "handle_errors",
+    "serve_forever",
+    "start_server",
+    "sync_channel",
+]

@@ -1,0 +1,1 @@
+"""hyoka's orchestrator: tasks, model backends, runs, factor analysis, reports and the CLI."""

@@ -1,0 +1,7 @@
+"""`hyoka analyze` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,7 @@
+"""`hyoka evaluate` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
