@@ -50,12 +50,12 @@ def _with_token(metadata: Any, token: str) -> tuple[tuple[str, str | bytes], ...
     return (*(metadata or ()), ("authorization", f"Bearer {token}"))
 
 
-class _AioTokenInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
+def _aio_with_token(metadata: grpc.aio.Metadata | None, token: str) -> grpc.aio.Metadata:
+    # aio streaming calls need a Metadata object; a plain tuple is silently dropped there.
+    return grpc.aio.Metadata(*_with_token(metadata, token))
+
+
+class _AioTokenMixin:
     def __init__(self, token: str) -> None:
         self._token = token
 
@@ -63,20 +63,30 @@ class _AioTokenInterceptor(
         return grpc.aio.ClientCallDetails(
             details.method,
             details.timeout,
-            _with_token(details.metadata, self._token),  # type: ignore[arg-type]
+            _aio_with_token(details.metadata, self._token),
             details.credentials,
             details.wait_for_ready,
         )
 
+
+# grpc.aio files each interceptor under the first call shape it matches (an if/elif chain), so one
+# class implementing all four shapes would only ever see unary-unary calls: one class per shape.
+class _AioUnaryUnaryToken(_AioTokenMixin, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _AioUnaryStreamToken(_AioTokenMixin, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _AioStreamUnaryToken(_AioTokenMixin, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
 
+
+class _AioStreamStreamToken(_AioTokenMixin, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
 
@@ -124,7 +134,10 @@ class _SyncCallDetails(grpc.ClientCallDetails):
 
 
 def aio_channel(config: ChannelConfig) -> grpc.aio.Channel:
-    interceptors = [_AioTokenInterceptor(config.auth_token)] if config.auth_token else None
+    interceptors = None
+    if config.auth_token:
+        shapes = (_AioUnaryUnaryToken, _AioUnaryStreamToken, _AioStreamUnaryToken, _AioStreamStreamToken)
+        interceptors = [shape(config.auth_token) for shape in shapes]
     return grpc.aio.insecure_channel(config.target, options=config.options(), interceptors=interceptors)
 
 

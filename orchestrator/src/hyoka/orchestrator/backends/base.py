@@ -1,0 +1,97 @@
+"""The model-backend interface: lm-evaluation-harness's primitives, asynchronous.
+
+A backend is anything that can continue text (`generate_until`) and, if it can score prompts,
+say how likely a continuation is (`loglikelihood`). Servers (TGI, vLLM, SGLang) and local models
+implement the same small interface; tasks only ever see this one. What a backend can do is in its
+`Capabilities`, checked before a run starts: a multiple-choice task on a backend without prompt
+log-probabilities fails up front instead of scoring at chance.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Continue `context` until a stop sequence, EOS or `max_new_tokens`.
+
+    `temperature == 0` means greedy decoding (then `top_p` and `seed` are ignored); `n` samples are
+    returned per request. Stop sequences are cut from the returned text.
+    """
+
+    context: str
+    stop: tuple[str, ...] = ()
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """log P(continuation | context), summed over the continuation's tokens."""
+
+    context: str
+    continuation: str
+
+
+@dataclass(frozen=True)
+class LoglikelihoodResult:
+    logprob: float
+    # Whether greedy decoding from `context` would produce exactly `continuation`;
+    # None where the server cannot tell (it returns no top-1 token per prompt position).
+    is_greedy: bool | None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    prompt_logprobs: bool  # can score prompt tokens (needed by loglikelihood)
+    token_ids_input: bool  # accepts token ids instead of text
+    max_concurrency: int  # requests worth sending at once
+    max_stop_sequences: int | None = None  # None: no limit
+    max_new_tokens_limit: int | None = None
+    sampling: bool = True  # supports temperature/top-p sampling with n samples
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    backend: str  # registry name, e.g. "tgi"
+    model: str  # model id as the server reports it
+    details: dict[str, str] = field(default_factory=dict)  # server version, dtype, revision...
+
+
+class BackendError(RuntimeError):
+    """A backend failed in a way a user must act on (unreachable server, server misconfigured)."""
+
+
+class ModelBackend(abc.ABC):
+    """Base class for every backend. Subclasses register with `@register_backend("name")`."""
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abc.abstractmethod
+    async def generate_until(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
+        """One list of `request.n` completions per request, in request order."""
+
+    async def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        raise BackendError(f"{type(self).__name__} cannot score prompts (no prompt log-probabilities)")
+
+    @abc.abstractmethod
+    async def health(self) -> None:
+        """Raise BackendError unless the backend is ready to serve."""
+
+    @abc.abstractmethod
+    async def info(self) -> BackendInfo: ...
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections, threads or models."""
