@@ -17,7 +17,8 @@ class TableProblem(Exception):
 
     `row` is the model's index (None: the problem concerns the whole table or a header);
     `column` is a benchmark index when `field` is "score" or "benchmark", and None otherwise;
-    `field` names what is wrong: "score", "benchmark", "model_id", "table" or a budget column.
+    `field` names what is wrong: "score", "scores" (a row), "benchmark", "model_id", "models" or
+    "benchmarks" (too few), "table", or a budget column.
     """
 
     message: str
