@@ -1,19 +1,28 @@
 """Model backends: one interface (`ModelBackend`), many servers."""
 
 from hyoka.orchestrator.backends.base import (
+    BackendConfigError,
     BackendError,
     BackendInfo,
+    BackendRequestError,
     Capabilities,
     GenerationRequest,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ModelBackend,
 )
-from hyoka.orchestrator.backends.registry import UnknownBackendError, create_backend, register_backend
+from hyoka.orchestrator.backends.registry import (
+    UnknownBackendError,
+    create_backend,
+    parse_model_spec,
+    register_backend,
+)
 
 __all__ = [
+    "BackendConfigError",
     "BackendError",
     "BackendInfo",
+    "BackendRequestError",
     "Capabilities",
     "GenerationRequest",
     "LoglikelihoodRequest",
@@ -21,5 +30,6 @@ __all__ = [
     "ModelBackend",
     "UnknownBackendError",
     "create_backend",
+    "parse_model_spec",
     "register_backend",
 ]

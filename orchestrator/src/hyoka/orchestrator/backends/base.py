@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,18 @@ class BackendError(RuntimeError):
     """A backend failed in a way a user must act on (unreachable server, server misconfigured)."""
 
 
+class BackendConfigError(BackendError, ValueError):
+    """A backend's options are invalid (unknown option, wrong type, model not found)."""
+
+
+class BackendRequestError(BackendError):
+    """The server rejected a request as invalid (HTTP 4xx other than 429, e.g. TGI's 422); never retried."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 class ModelBackend(abc.ABC):
     """Base class for every backend. Subclasses register with `@register_backend("name")`."""
 
@@ -86,6 +99,14 @@ class ModelBackend(abc.ABC):
     async def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         raise BackendError(f"{type(self).__name__} cannot score prompts (no prompt log-probabilities)")
 
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect, load the model or learn the server's limits; idempotent.
+
+        `capabilities` is exact only after `start()` (a remote server's concurrency limit and whether
+        it returns prompt log-probabilities are learnt here). Every request method starts the backend
+        on first use, so calling it is only needed to check capabilities before a run.
+        """
+
     @abc.abstractmethod
     async def health(self) -> None:
         """Raise BackendError unless the backend is ready to serve."""
@@ -95,3 +116,10 @@ class ModelBackend(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections, threads or models."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

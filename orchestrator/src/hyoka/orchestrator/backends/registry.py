@@ -1,5 +1,6 @@
 """Backends by name: `@register_backend("tgi")` on a class, `create_backend("tgi", ...)` from
-config. Modules are imported lazily so that, e.g., torch is loaded only for `hf-local`."""
+config, `parse_model_spec("hf-local:smollm2")` from a command line. Modules are imported lazily so
+that, e.g., torch is loaded only for `hf-local`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hyoka.orchestrator.backends.base import ModelBackend
+from pydantic import ValidationError
+
+from hyoka.orchestrator.backends.base import BackendConfigError, ModelBackend
 
 B = TypeVar("B", bound=type[ModelBackend])
 
@@ -18,6 +21,15 @@ BACKEND_MODULES: dict[str, str] = {
     "openai-chat": "hyoka.orchestrator.backends.openai",
     "hf-local": "hyoka.orchestrator.backends.hf_local",
     "scripted": "hyoka.orchestrator.backends.scripted",
+}
+
+# name -> the option that a model spec's target (`BACKEND:TARGET`) sets.
+TARGET_OPTIONS: dict[str, str] = {
+    "tgi": "base_url",
+    "openai-completions": "base_url",
+    "openai-chat": "base_url",
+    "hf-local": "model",
+    "scripted": "path",
 }
 
 _REGISTRY: dict[str, type[ModelBackend]] = {}
@@ -31,7 +43,7 @@ def register_backend(name: str) -> Callable[[B], B]:
     return decorate
 
 
-class UnknownBackendError(ValueError):
+class UnknownBackendError(BackendConfigError):
     pass
 
 
@@ -46,4 +58,44 @@ def backend_class(name: str) -> type[ModelBackend]:
 
 
 def create_backend(name: str, **options: Any) -> ModelBackend:
-    return backend_class(name)(**options)
+    """Build backend `name` from its options; bad options raise BackendConfigError naming the option."""
+    cls = backend_class(name)
+    try:
+        return cls(**options)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}" for err in e.errors()
+        )
+        raise BackendConfigError(f"backend {name!r}: invalid options: {problems}") from e
+
+
+def parse_model_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """`BACKEND[:TARGET][,KEY=VALUE...]` -> (backend name, options), e.g.
+
+    - `hf-local:smollm2` (the default CPU model), `hf-local:/models/my-llama`
+    - `tgi:http://gpu-1:8080`, `openai-completions:http://gpu-2:8000,model=llm-jp-3-13b,tokenizer=/tok`
+    - `scripted:answers.json`
+
+    TARGET sets the backend's main option (`TARGET_OPTIONS`); values stay strings and are
+    converted by the backend's typed config. The backend name is checked here, options by
+    `create_backend`.
+    """
+    head, *pairs = spec.split(",")
+    name, sep, target = head.partition(":")
+    name = name.strip()
+    if not name:
+        raise BackendConfigError(f"model spec {spec!r}: expected BACKEND[:TARGET][,KEY=VALUE...]")
+    if name not in BACKEND_MODULES:
+        known = ", ".join(sorted(BACKEND_MODULES))
+        raise UnknownBackendError(f"model spec {spec!r}: unknown backend {name!r}; known backends: {known}")
+    options: dict[str, str] = {}
+    if sep:
+        if not target:
+            raise BackendConfigError(f"model spec {spec!r}: empty target after {name + ':'!r}")
+        options[TARGET_OPTIONS[name]] = target
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise BackendConfigError(f"model spec {spec!r}: expected KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return name, options
