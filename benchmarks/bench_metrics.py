@@ -1,0 +1,229 @@
+"""Throughput of hyoka's metrics against their reference implementations, side by side.
+
+For char F1 (llm-jp-eval 1.3.0: fuzzywuzzy + python-Levenshtein), BLEU (sacrebleu, ja-mecab) and
+ROUGE-2 (rouge_score with a MeCab tokenizer) on the same synthetic Japanese/English pairs
+(default 10,000), it measures items per second of:
+
+  reference   the reference implementation called directly, as the harness calls it
+  in-process  `hyoka.metrics.score` on the whole batch
+  in-proc/1k  `hyoka.metrics.score` on batches of --batch items (what one gRPC call does)
+  gRPC        `MetricsService.Score` on a `hyoka-metrics serve` subprocess over loopback,
+              batches of --batch items sent one after another
+
+and prints ratios: in-process / reference, and the gRPC overhead relative to in-process on the
+same batches (1 - gRPC / in-proc-1k) and relative to one whole batch. Each figure is the best of
+--repeats runs, interleaved so that machine load hits every column alike; corpus scores are
+checked to agree before anything is reported.
+
+Two tables: wall-clock items/s, and items per CPU-second (CPU time of this process, plus that of
+the server process for gRPC), which stays meaningful on a shared, loaded machine where wall-clock
+figures swing with other work.
+
+  .venv/bin/python benchmarks/bench_metrics.py [--pairs 10000] [--batch 1000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import sacrebleu
+from fugashi import Tagger
+from fuzzywuzzy import fuzz
+from rouge_score import rouge_scorer
+
+from hyoka.metrics import Item, score
+from hyoka.metrics.server import TOKEN_ENVS
+from hyoka.metrics.synthetic import generate_pairs
+from hyoka.metrics.wire import items_to_proto
+from hyoka.rpc.client import ChannelConfig, sync_channel
+from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
+
+
+class MecabTokenizer:
+    """The MeCab tokenizer rouge_score is given (fugashi + unidic-lite, wakati)."""
+
+    def __init__(self) -> None:
+        self.tagger = Tagger("-Owakati")
+
+    def tokenize(self, text: str) -> list[str]:
+        words: list[str] = self.tagger.parse(text).split()
+        return words
+
+
+def reference_char_f1(pairs: list[tuple[str, str]]) -> float:
+    # llm-jp-eval 1.3.0 get_evaluation_result
+    scores = []
+    for pred, gold in pairs:
+        y_pred = unicodedata.normalize("NFKC", pred.split("\n\n")[0])
+        y_true = unicodedata.normalize("NFKC", gold)
+        scores.append(fuzz.token_sort_ratio(y_pred, y_true) / 100.0)
+    return float(statistics.mean(scores))
+
+
+def reference_bleu(pairs: list[tuple[str, str]]) -> float:
+    result = sacrebleu.corpus_bleu([p for p, _ in pairs], [[r for _, r in pairs]], tokenize="ja-mecab")
+    return float(result.score) / 100
+
+
+def reference_rouge2(pairs: list[tuple[str, str]]) -> float:
+    scorer = rouge_scorer.RougeScorer(["rouge2"], tokenizer=MecabTokenizer())
+    return float(statistics.mean(scorer.score(ref, pred)["rouge2"].fmeasure for pred, ref in pairs))
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    metric: str
+    options: dict[str, str]
+    reference: Callable[[list[tuple[str, str]]], float]
+
+
+CASES = (
+    Case("char F1 (llm-jp-eval)", "char_f1_fuzzywuzzy", {}, reference_char_f1),
+    Case("BLEU (ja-mecab)", "bleu", {"tokenize": "ja-mecab"}, reference_bleu),
+    Case("ROUGE-2 (MeCab)", "rouge2", {"tokenizer": "mecab"}, reference_rouge2),
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """CPU time of another process, summed over its threads from /proc/PID/task/*/schedstat
+    (nanoseconds; /proc/PID/stat counts in 10 ms ticks, too coarse for 1,000-item calls)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def _timed(fn: Callable[[], float], server_pid: int | None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, value); CPU includes the server's when server_pid is given."""
+    server_before = _process_cpu_seconds(server_pid) if server_pid else 0.0
+    cpu_before, start = time.process_time(), time.perf_counter()
+    value = fn()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_before
+    if server_pid:
+        cpu += _process_cpu_seconds(server_pid) - server_before
+    return wall, cpu, value
+
+
+def _row(label: str, rate: dict[str, float]) -> str:
+    return (
+        f"{label:<22} {rate['reference']:>11,.0f} {rate['in-process']:>11,.0f}"
+        f" {rate['in-proc/1k']:>11,.0f} {rate['gRPC']:>11,.0f} {rate['in-process'] / rate['reference']:>11.2f}x"
+        f" {1 - rate['gRPC'] / rate['in-proc/1k']:>13.1%} {1 - rate['gRPC'] / rate['in-process']:>10.1%}"
+    )
+
+
+HEADER = (
+    f"{'metric':<22} {'reference':>11} {'in-process':>11} {'in-proc/1k':>11} {'gRPC':>11}"
+    f" {'in-proc/ref':>12} {'gRPC overhead':>14} {'vs 1 batch':>11}"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    pairs = generate_pairs(args.pairs, seed=1)
+    items = [Item(p, (r,)) for p, r in pairs]
+    batches = [items[i : i + args.batch] for i in range(0, len(items), args.batch)]
+    requests_by_case = {
+        case.metric: [
+            metrics_pb2.ScoreRequest(metric=case.metric, options=case.options, items=items_to_proto(b)) for b in batches
+        ]
+        for case in CASES
+    }
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hyoka.metrics", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k not in TOKEN_ENVS},  # no auth on this loopback server
+    )
+    channel = sync_channel(ChannelConfig(f"127.0.0.1:{port}"))
+    try:
+        grpc.channel_ready_future(channel).result(timeout=60)
+        stub = metrics_pb2_grpc.MetricsServiceStub(channel)  # type: ignore[no-untyped-call]
+        for case in CASES:  # warm the server (imports, MeCab dictionaries) before timing
+            stub.Score(requests_by_case[case.metric][0], timeout=120)
+
+        print(f"# hyoka metrics benchmark: {len(pairs):,} synthetic ja/en pairs, gRPC batches of {args.batch:,}")
+        print(f"# {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.2f} at start; best of {args.repeats} interleaved runs")  # fmt: skip
+        wall_rows, cpu_rows = [], []
+        for case in CASES:
+            best_wall = dict.fromkeys(("reference", "in-process", "in-proc/1k", "gRPC"), float("inf"))
+            best_cpu = dict(best_wall)
+            values: dict[str, float] = {}
+            requests = requests_by_case[case.metric]
+
+            def in_one_batch(case: Case) -> float:
+                return score(case.metric, items, case.options).corpus_score
+
+            def in_batches(case: Case = case) -> float:
+                results = [score(case.metric, b, case.options) for b in batches]
+                return results[-1].corpus_score
+
+            def over_grpc(requests: list[metrics_pb2.ScoreRequest] = requests) -> float:
+                responses = [stub.Score(r, timeout=600) for r in requests]
+                return float(responses[-1].corpus_score)
+
+            runs: dict[str, Callable[[], float]] = {
+                "reference": functools.partial(case.reference, pairs),
+                "in-process": functools.partial(in_one_batch, case),
+                "in-proc/1k": in_batches,
+                "gRPC": over_grpc,
+            }
+            for _ in range(args.repeats):
+                for name, run in runs.items():
+                    wall, cpu, value = _timed(run, server.pid if name == "gRPC" else None)
+                    best_wall[name] = min(best_wall[name], wall)
+                    best_cpu[name] = min(best_cpu[name], cpu)
+                    values[name] = value
+            if abs(values["reference"] - values["in-process"]) > 1e-9:
+                raise SystemExit(f"{case.label}: hyoka {values['in-process']} != reference {values['reference']}")
+            if values["in-proc/1k"] != values["gRPC"]:
+                raise SystemExit(f"{case.label}: gRPC {values['gRPC']} != in-process {values['in-proc/1k']}")
+            wall_rows.append(_row(case.label, {name: len(items) / s for name, s in best_wall.items()}))
+            cpu_rows.append(_row(case.label, {name: len(items) / s for name, s in best_cpu.items()}))
+        for title, rows in (("wall-clock items/s", wall_rows), ("items per CPU-second", cpu_rows)):
+            print(f"\n## {title}")
+            print(HEADER)
+            print("-" * len(HEADER))
+            print("\n".join(rows))
+        print("\n# gRPC overhead = 1 - gRPC / in-proc/1k (same batches); 'vs 1 batch' = 1 - gRPC / in-process")
+        print(f"# load average {os.getloadavg()[0]:.2f} at the end")
+    finally:
+        channel.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

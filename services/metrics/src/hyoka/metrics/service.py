@@ -1,0 +1,138 @@
+"""The metrics domain service: batch limits and validation, and scoring on a worker pool.
+
+Batches are scored in chunks of `chunk_items`, one chunk at a time per request, on a shared thread
+pool: a small request queued behind a big one waits for at most one chunk per worker rather than
+for the whole big batch, and the event loop stays free to accept and answer other calls. Between
+chunks a cancelled call (client gone, deadline passed) stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from hyoka.metrics.base import Item, ItemScores, Metric, MetricError, ScoreResult, gc_paused
+from hyoka.metrics.registry import get_metric
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    #: Items in one Score request (more: RESOURCE_EXHAUSTED; use ScoreStream).
+    max_batch_items: int = 10_000
+    #: Items in one ScoreStream call.
+    max_stream_items: int = 1_000_000
+    #: Characters in one prediction or reference.
+    max_text_chars: int = 200_000
+    #: Items scored per worker task.
+    chunk_items: int = 1000
+    #: Worker threads shared by all calls.
+    workers: int = 4
+
+
+class BatchTooLarge(Exception):
+    def __init__(self, field: str, count: int, limit: int, hint: str) -> None:
+        super().__init__(f"{field}: {count} items exceed the limit of {limit}{hint}")
+        self.field = field
+        self.description = f"{count} items exceed the limit of {limit}{hint}"
+
+
+class MetricsScorer:
+    def __init__(self, limits: ServiceLimits | None = None) -> None:
+        self.limits = limits or ServiceLimits()
+        self._pool = ThreadPoolExecutor(max_workers=self.limits.workers, thread_name_prefix="metrics")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def metric(self, name: str, options: Mapping[str, str]) -> Metric:
+        return get_metric(name, options)
+
+    def check_items(
+        self, metric: Metric, items: Sequence[Item], offset: int = 0, *, payload_bytes: int | None = None
+    ) -> None:
+        """Raise MetricError naming the first bad item (indices count from `offset`). A payload of
+        at most `max_text_chars` bytes cannot hold an over-long text, so lengths go unchecked then."""
+        limit = self.limits.max_text_chars
+        check_lengths = payload_bytes is None or payload_bytes > limit
+        for position, item in enumerate(items):
+            index = offset + position
+            if not check_lengths:
+                metric.check_item(index, item)
+                continue
+            if len(item.prediction) > limit:
+                raise MetricError(f"items[{index}].prediction", f"{len(item.prediction)} characters exceed {limit}")
+            for j, ref in enumerate(item.references):
+                if len(ref) > limit:
+                    raise MetricError(f"items[{index}].references[{j}]", f"{len(ref)} characters exceed {limit}")
+            metric.check_item(index, item)
+
+    def check_batch_size(self, count: int, *, stream: bool) -> None:
+        limit = self.limits.max_stream_items if stream else self.limits.max_batch_items
+        if count > limit:
+            hint = "" if stream else "; send larger batches with ScoreStream"
+            raise BatchTooLarge("items", count, limit, hint)
+
+    async def prepare(
+        self,
+        metric: Metric,
+        convert: Callable[[], list[Item]],
+        *,
+        offset: int = 0,
+        payload_bytes: int | None = None,
+    ) -> list[Item]:
+        """Build domain items from wire messages (`convert`) and check them, on the pool with the
+        garbage collector paused: that is per-item work too, and keeps the event loop free."""
+
+        def work() -> list[Item]:
+            with gc_paused():
+                items = convert()
+                self.check_items(metric, items, offset, payload_bytes=payload_bytes)
+                return items
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def score_converted(
+        self, metric: Metric, convert: Callable[[], list[Item]], *, payload_bytes: int | None = None
+    ) -> ScoreResult:
+        """Score one request's items with one pool task per chunk: the first task also builds the
+        items from the wire messages (`convert`) and checks them, the last also aggregates, so the
+        common one-chunk batch costs a single thread hand-off."""
+        loop = asyncio.get_running_loop()
+        step = self.limits.chunk_items
+        items: list[Item] = []
+        scores = ItemScores([])
+
+        def run_chunk(start: int) -> tuple[float, dict[str, float]] | None:
+            nonlocal items
+            with gc_paused():
+                if start == 0:
+                    items = convert()
+                    if not items:
+                        raise MetricError("items", "the batch is empty")
+                    self.check_batch_size(len(items), stream=False)
+                    self.check_items(metric, items, payload_bytes=payload_bytes)
+                scores.extend(metric.score_items(items[start : start + step]))
+                return metric.aggregate(scores) if start + step >= len(items) else None
+
+        start = 0
+        while (aggregated := await loop.run_in_executor(self._pool, run_chunk, start)) is None:
+            start += step
+        corpus, details = aggregated
+        return ScoreResult(corpus, scores.scores, metric.signature(scores), details)
+
+    async def score_items(self, metric: Metric, items: Sequence[Item]) -> ItemScores:
+        loop = asyncio.get_running_loop()
+        scores = ItemScores([])
+        step = self.limits.chunk_items
+        for start in range(0, len(items), step):
+            scores.extend(await loop.run_in_executor(self._pool, metric.score_chunk, items[start : start + step]))
+        return scores
+
+    async def finish(self, metric: Metric, scores: ItemScores) -> ScoreResult:
+        if not scores.scores:
+            raise MetricError("items", "the batch is empty")
+        loop = asyncio.get_running_loop()
+        corpus, details = await loop.run_in_executor(self._pool, metric.aggregate, scores)
+        return ScoreResult(corpus, scores.scores, metric.signature(scores), details)

@@ -1,0 +1,178 @@
+"""Wire-level helpers for the metrics service: request deserialisers that turn a request with
+invalid UTF-8 into a precise field violation, and conversions between messages and domain types.
+
+proto3 `string` fields must hold UTF-8; protobuf rejects a message with a bad string at parse time
+with no hint of which field it was, and gRPC would answer INTERNAL. So the contract keeps `string`
+(what every client expects) and the server deserialises leniently: on a parse failure it parses the
+same bytes with a wire-compatible copy of the schema whose `string` fields are `bytes` (and whose
+maps are plain repeated entries), finds the first field that is not UTF-8, and hands the servicer an
+`InvalidPayload` naming it ("items[3].references[0]"). Valid requests take the normal fast path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+
+from hyoka.metrics.base import Item, ScoreResult
+from hyoka.v1 import common_pb2, metrics_pb2, metrics_pb2_grpc
+
+SERVICE_NAME = "hyoka.v1.MetricsService"
+
+
+@dataclass(frozen=True)
+class InvalidPayload:
+    """A request that could not be parsed: (field path, description) pairs."""
+
+    violations: tuple[tuple[str, str], ...]
+
+
+def _make_lenient(file_proto: descriptor_pb2.FileDescriptorProto) -> None:
+    def visit(message: descriptor_pb2.DescriptorProto) -> None:
+        for field in message.field:
+            if field.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
+                field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+        for nested in message.nested_type:
+            if nested.options.map_entry:
+                nested.options.map_entry = False  # map keys may not be bytes; same wire format
+            visit(nested)
+
+    for message in file_proto.message_type:
+        visit(message)
+    del file_proto.service[:]
+
+
+@cache
+def lenient_class(full_name: str) -> type[Message]:
+    """The wire-compatible copy of a metrics message with `bytes` in place of `string`."""
+    pool = descriptor_pool.DescriptorPool()
+    common = descriptor_pb2.FileDescriptorProto()
+    common_pb2.DESCRIPTOR.CopyToProto(common)
+    pool.Add(common)
+    metrics = descriptor_pb2.FileDescriptorProto()
+    metrics_pb2.DESCRIPTOR.CopyToProto(metrics)
+    _make_lenient(metrics)
+    pool.Add(metrics)
+    cls: type[Message] = message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+    return cls
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_bad_utf8(message: Message, path: str = "") -> tuple[str, str] | None:
+    for field, value in message.ListFields():
+        name = f"{path}.{field.name}" if path else field.name
+        is_entry = field.message_type is not None and field.message_type.name.endswith("Entry")
+        values = value if field.is_repeated else [value]
+        for index, element in enumerate(values):
+            where = f"{name}[{index}]" if field.is_repeated and not is_entry else name
+            if isinstance(element, bytes):
+                try:
+                    element.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    return where, f"is not valid UTF-8 (byte {error.start})"
+            elif is_entry:
+                # a map entry: name the map for a bad key, "map.key" for a bad value
+                key, entry_value = element.key, element.value  # type: ignore[attr-defined]
+                if isinstance(key, bytes) and not _is_utf8(key):
+                    return name, "has a key that is not valid UTF-8"
+                if isinstance(entry_value, bytes) and not _is_utf8(entry_value):
+                    return f"{name}.{key.decode() if isinstance(key, bytes) else key}", "is not valid UTF-8"
+            elif isinstance(element, Message):
+                found = _first_bad_utf8(element, where)
+                if found is not None:
+                    return found
+    return None
+
+
+def lenient_deserializer(message_class: type[Message]) -> Callable[[bytes], Message | InvalidPayload]:
+    full_name = message_class.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Message | InvalidPayload:
+        try:
+            return message_class.FromString(data)
+        except DecodeError:
+            pass
+        try:
+            raw = lenient_class(full_name).FromString(data)
+        except DecodeError:
+            return InvalidPayload((("request", f"is not a valid {full_name} message"),))
+        found = _first_bad_utf8(raw)
+        return InvalidPayload((found,) if found else (("request", f"is not a valid {full_name} message"),))
+
+    return deserialize
+
+
+def add_metrics_servicer(servicer: metrics_pb2_grpc.MetricsServiceServicer, server: grpc.aio.Server) -> None:
+    """`add_MetricsServiceServicer_to_server` with the lenient request deserialisers."""
+    handlers = {
+        "Score": grpc.unary_unary_rpc_method_handler(
+            servicer.Score,
+            request_deserializer=lenient_deserializer(metrics_pb2.ScoreRequest),
+            response_serializer=metrics_pb2.ScoreResponse.SerializeToString,
+        ),
+        "ScoreStream": grpc.stream_unary_rpc_method_handler(
+            servicer.ScoreStream,
+            request_deserializer=lenient_deserializer(metrics_pb2.ScoreStreamRequest),
+            response_serializer=metrics_pb2.ScoreStreamResponse.SerializeToString,
+        ),
+        "ListMetrics": grpc.unary_unary_rpc_method_handler(
+            servicer.ListMetrics,
+            request_deserializer=lenient_deserializer(metrics_pb2.ListMetricsRequest),
+            response_serializer=metrics_pb2.ListMetricsResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def items_from_proto(items: Any, *, pass_counts: bool = True) -> list[Item]:
+    """Domain items from ScoreItem messages (`pass_counts=False` skips that field: text metrics
+    ignore it, and every field read costs time on large batches)."""
+    if not pass_counts:  # one reference is the common case, and indexing beats tuple() on a repeated field
+        return [Item(i.prediction, (r[0],) if len(r := i.references) == 1 else tuple(r)) for i in items]
+    return [
+        Item(
+            item.prediction,
+            tuple(item.references),
+            (item.pass_counts.total, item.pass_counts.correct) if item.HasField("pass_counts") else None,
+        )
+        for item in items
+    ]
+
+
+def items_to_proto(items: list[Item]) -> list[metrics_pb2.ScoreItem]:
+    out = []
+    for item in items:
+        message = metrics_pb2.ScoreItem(prediction=item.prediction, references=item.references)
+        if item.pass_counts is not None:
+            message.pass_counts.total, message.pass_counts.correct = item.pass_counts
+        out.append(message)
+    return out
+
+
+def fill_result(response: Any, result: ScoreResult) -> Any:
+    """Fill a ScoreResponse or ScoreStreamResponse (same field layout) from a domain result."""
+    response.corpus_score = result.corpus_score
+    response.item_scores.extend(result.item_scores)
+    response.signature.metric = result.signature.metric
+    response.signature.fields.update(result.signature.as_dict())
+    response.signature.text = result.signature.text
+    response.details.update(result.details)
+    return response
+
+
+def options_dict(options: Mapping[str, str]) -> dict[str, str]:
+    return dict(options)
