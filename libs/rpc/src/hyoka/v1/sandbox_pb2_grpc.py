@@ -26,9 +26,10 @@ if _version_not_supported:
 
 
 class SandboxServiceStub:
-    """SandboxService runs untrusted, model-written Python programs in a locked-down, single-use
-    sandbox (its own user, mount, PID, network, IPC and UTS namespaces, a seccomp filter, resource
-    limits, a per-run scratch directory that vanishes) and checks HumanEval-style completions.
+    """SandboxService runs untrusted, model-written Python programs, each in a locked-down sandbox of
+    its own (fresh mount, PID, network, IPC and UTS namespaces inside an unprivileged user
+    namespace, no capabilities, a seccomp filter, resource limits, a per-run scratch directory that
+    vanishes) and checks HumanEval-style completions.
 
     Every run is isolated from every other: nothing written, started or changed by one run is
     visible to a later run. A program's outcome is reported in ExecutionResult.status; an RPC fails
@@ -65,9 +66,10 @@ class SandboxServiceStub:
 
 
 class SandboxServiceServicer:
-    """SandboxService runs untrusted, model-written Python programs in a locked-down, single-use
-    sandbox (its own user, mount, PID, network, IPC and UTS namespaces, a seccomp filter, resource
-    limits, a per-run scratch directory that vanishes) and checks HumanEval-style completions.
+    """SandboxService runs untrusted, model-written Python programs, each in a locked-down sandbox of
+    its own (fresh mount, PID, network, IPC and UTS namespaces inside an unprivileged user
+    namespace, no capabilities, a seccomp filter, resource limits, a per-run scratch directory that
+    vanishes) and checks HumanEval-style completions.
 
     Every run is isolated from every other: nothing written, started or changed by one run is
     visible to a later run. A program's outcome is reported in ExecutionResult.status; an RPC fails
@@ -141,9 +143,10 @@ def add_SandboxServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SandboxService:
-    """SandboxService runs untrusted, model-written Python programs in a locked-down, single-use
-    sandbox (its own user, mount, PID, network, IPC and UTS namespaces, a seccomp filter, resource
-    limits, a per-run scratch directory that vanishes) and checks HumanEval-style completions.
+    """SandboxService runs untrusted, model-written Python programs, each in a locked-down sandbox of
+    its own (fresh mount, PID, network, IPC and UTS namespaces inside an unprivileged user
+    namespace, no capabilities, a seccomp filter, resource limits, a per-run scratch directory that
+    vanishes) and checks HumanEval-style completions.
 
     Every run is isolated from every other: nothing written, started or changed by one run is
     visible to a later run. A program's outcome is reported in ExecutionResult.status; an RPC fails

@@ -1,0 +1,589 @@
+"""The isolation engine.
+
+Every run gets fresh user*, mount, PID, network, IPC and UTS namespaces, no capabilities, a
+seccomp deny-list, a read-only view of /usr and nothing else of the host, size-capped tmpfs for
+its scratch directory, /tmp and /dev/shm, and `/` and `/dev` read-only; a per-run memory + pids
+cgroup where the host allows one, rlimits always. When the run's first process ends, the kernel
+kills everything left in its PID namespace, and its mount namespace with its tmpfs vanishes.
+
+Two ways to get there (SandboxConfig.mode):
+- "zygote" (default, zygote.py): one started interpreter per worker in its own bubblewrap
+  sandbox forks each run into fresh namespaces (*the user namespace is the zygote's: runs of one
+  zygote are sequential, so no two runs share it at once).
+- "single-use" (here): one bubblewrap sandbox per run, its interpreter started ahead of time (a
+  warm pool), each serving exactly one program.
+Either way no state crosses from one run to another: nothing a run writes, starts or changes
+outlives it.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import enum
+import itertools
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import struct
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hyoka.sandbox import seccomp_filter
+from hyoka.sandbox.capabilities import Capabilities
+from hyoka.sandbox.cgroups import CgroupLayout, RunCgroup
+from hyoka.sandbox.config import SandboxConfig
+from hyoka.sandbox.policy import Limits
+from hyoka.sandbox.reaper import ChildReaper, ExitStatus
+
+if TYPE_CHECKING:
+    from hyoka.sandbox.zygote import ZygotePool
+
+log = logging.getLogger(__name__)
+
+RUNNER_SOURCE = (Path(__file__).parent / "inside.py").read_text()
+MEMORY_ERROR_EXIT = 250  # kept in step with inside.py
+SCRATCH = "/work"
+READ_CHUNK = 65536
+DRAIN_AFTER_EXIT_S = 2.0  # how long pipes may stay open after the run's first process ended
+
+
+class Status(enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    SANDBOX_ERROR = "sandbox_error"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: Status
+    exit_code: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    duration_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    detail: str = ""
+
+
+class _Stream:
+    """Reads one pipe without blocking the loop, keeping the first `cap` bytes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, cap: int, on_overflow: asyncio.Event) -> None:
+        self._loop, self._fd, self._cap, self._overflow = loop, fd, cap, on_overflow
+        self._chunks: list[bytes] = []
+        self.kept = 0
+        self.truncated = False
+        self.eof = loop.create_future()
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        room = self._cap - self.kept
+        if room > 0:
+            self._chunks.append(data[:room])
+            self.kept += min(room, len(data))
+        if len(data) > room:
+            self.truncated = True
+            self._overflow.set()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        if not self.eof.done():
+            self.eof.set_result(None)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+async def _write_all(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
+    """Write then close a pipe without blocking the loop; a reader that went away is fine."""
+    view = memoryview(data)
+    try:
+        os.set_blocking(fd, False)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_writer(fd, ready.set_result, None)
+                try:
+                    await ready
+                finally:
+                    loop.remove_writer(fd)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Sandbox:
+    """One started sandbox: its outer process, pipes, and (once announced) the runner's host pid."""
+
+    pid: int
+    exited: asyncio.Future[ExitStatus]
+    ctrl_w: int
+    stdin_w: int
+    stdout_r: int
+    stderr_r: int
+    ready_sock: socket.socket
+    scratch_bytes: int
+    scratch_dir: str | None = None  # insecure mode only: a host directory to remove afterwards
+    # Filled in by Engine._prepare while the sandbox waits in the pool (off the request path).
+    prepared: asyncio.Task[bool] | None = None
+    cgroup: RunCgroup | None = None
+    init_exited: asyncio.Future[ExitStatus] | None = None
+
+    def close_unused(self) -> None:
+        for fd in (self.ctrl_w, self.stdin_w, self.stdout_r, self.stderr_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.ready_sock.close()
+
+
+class Engine:
+    """Runs programs in single-use sandboxes. Create inside a running event loop."""
+
+    def __init__(self, config: SandboxConfig, capabilities: Capabilities) -> None:
+        self.config = config
+        self.capabilities = capabilities
+        self._loop = asyncio.get_running_loop()
+        self.reaper = ChildReaper(self._loop)
+        self._seccomp_fd = seccomp_filter.bpf_memfd() if capabilities.seccomp and not config.insecure else -1
+        self._run_ids = itertools.count()
+        self._pool: deque[_Sandbox] = deque()
+        self._refills = 0
+        self._closed = False
+        self._cleanups: set[asyncio.Task[None]] = set()
+        _no_inheritable_fds()
+        self._zygotes: ZygotePool | None = None
+        if config.mode == "zygote" and not config.insecure:
+            from hyoka.sandbox.zygote import ZygotePool
+
+            self._zygotes = ZygotePool(self)
+
+    @property
+    def mode(self) -> str:
+        return "insecure" if self.config.insecure else self.config.mode
+
+    def start(self) -> None:
+        """Start the zygotes, or the pre-started single-use sandboxes."""
+        if self._zygotes is not None:
+            self._zygotes.fill()
+        elif self.config.warm_pool:
+            self._refill()
+
+    # ----------------------------------------------------------------- spawning
+    def bwrap_args(self, scratch_bytes: int, seccomp_fd: int, zygote: bool = False) -> list[str]:
+        """bubblewrap's command line. A zygote keeps CAP_SYS_ADMIN in its own user namespace (to
+        give each run fresh namespaces) and installs the seccomp filter in each run itself."""
+        size = str(scratch_bytes)
+        args = [self.config.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+        if zygote:
+            args += ["--cap-add", "CAP_SYS_ADMIN"]
+        args += ["--new-session", "--clearenv", "--uid", "65534", "--gid", "65534", "--hostname", "sandbox"]
+        args += ["--ro-bind", "/usr", "/usr"]
+        for link in ("bin", "lib", "lib64", "sbin"):
+            host = Path(f"/{link}")
+            if host.is_symlink() or not host.exists():
+                args += ["--symlink", f"usr/{link}", f"/{link}"]
+            else:  # a host without merged /usr
+                args += ["--ro-bind", f"/{link}", f"/{link}"]
+        # The dynamic loader's cache: python:*-slim's interpreter finds libpython in /usr/local/lib
+        # only through it. A list of library paths, nothing secret.
+        args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        args += ["--dev", "/dev"]
+        for mount in (SCRATCH, "/tmp", "/dev/shm"):
+            args += ["--size", size, "--tmpfs", mount]
+        args += ["--setenv", "HOME", SCRATCH, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
+        args += ["--setenv", "LANG", "C.UTF-8", "--chdir", SCRATCH]
+        if seccomp_fd >= 0:
+            args += ["--seccomp", str(seccomp_fd)]
+        # Last: everything but the tmpfs mounts becomes read-only (else / and /dev are writable).
+        args += ["--remount-ro", "/dev", "--remount-ro", "/"]
+        return args
+
+    def python_argv(self) -> list[str]:
+        return [self.config.python, "-I", "-S", "-B", "-X", "utf8", "-c", RUNNER_SOURCE]
+
+    def launch(self, argv: list[str], passed: list[int], file_actions: list[tuple[Any, ...]]) -> int:
+        """Start `argv` as the sandbox user in a new session; only `passed` fds (and those the
+        file actions set up) reach it."""
+        if os.geteuid() == 0:  # never leave sandboxes host root, even inside a user namespace
+            ids = [f"--reuid={self.config.sandbox_uid}", f"--regid={self.config.sandbox_gid}", "--clear-groups"]
+            argv = [self.config.setpriv, *ids, "--", *argv]
+        # posix_spawn (vfork-like): no copy of the service's memory per run. Only the fds made
+        # inheritable here reach the sandbox: every other fd of the service is close-on-exec.
+        for fd in passed:
+            os.set_inheritable(fd, True)
+        try:
+            return os.posix_spawn(
+                argv[0], argv, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, file_actions=file_actions, setsid=True
+            )
+        finally:
+            for fd in passed:
+                with contextlib.suppress(OSError):
+                    os.set_inheritable(fd, False)
+
+    def _spawn(self, scratch_bytes: int) -> _Sandbox:
+        ctrl_r, ctrl_w = os.pipe()
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        seccomp_fd = seccomp_filter.reopen(self._seccomp_fd) if self._seccomp_fd >= 0 else -1
+        scratch_dir = None
+        python = [*self.python_argv(), "once"]
+        if self.config.insecure:
+            scratch_dir = tempfile.mkdtemp(prefix="hyoka-insecure-")
+            if os.geteuid() == 0:
+                os.chown(scratch_dir, self.config.sandbox_uid, self.config.sandbox_gid)
+            argv = [*python, str(ctrl_r), str(theirs.fileno()), scratch_dir]
+        else:
+            argv = [*self.bwrap_args(scratch_bytes, seccomp_fd), *python, str(ctrl_r), str(theirs.fileno()), SCRATCH]
+        passed = [ctrl_r, theirs.fileno()] + ([seccomp_fd] if seccomp_fd >= 0 else [])
+        try:
+            pid = self.launch(
+                argv, passed, [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate((stdin_r, stdout_w, stderr_w))]
+            )
+        except OSError:
+            for fd in (ctrl_w, stdin_w, stdout_r, stderr_r):
+                os.close(fd)
+            ours.close()
+            raise
+        finally:
+            for fd in (ctrl_r, stdin_r, stdout_w, stderr_w, *([seccomp_fd] if seccomp_fd >= 0 else [])):
+                os.close(fd)
+            theirs.close()
+        exited = self.reaper.watch(pid)
+        ours.setblocking(False)
+        sandbox = _Sandbox(pid, exited, ctrl_w, stdin_w, stdout_r, stderr_r, ours, scratch_bytes, scratch_dir)
+        sandbox.prepared = self._loop.create_task(self._prepare(sandbox))
+        return sandbox
+
+    async def _prepare(self, sandbox: _Sandbox) -> bool:
+        """Once the runner has announced itself: move it into a fresh cgroup (a slow kernel
+        operation, so in a thread), point the OOM killer at it and watch bubblewrap's PID 1.
+        False when the sandbox died before its runner started."""
+        runner_pid = await self._announced_pid(sandbox)
+        sandbox.ready_sock.close()
+        if runner_pid is None:
+            return False
+        layout = None if self.config.insecure else self.capabilities.cgroups
+        if layout is not None:
+            # "pool-" while it waits; renamed "run-" when it gets its program (outside observers
+            # and tests tell waiting sandboxes from runs by the name).
+            name = f"pool-{os.getpid()}-{next(self._run_ids)}"
+            try:
+                sandbox.cgroup = await self._loop.run_in_executor(None, _cgroup_with, layout, name, runner_pid)
+            except OSError:
+                log.exception("could not put a sandbox in its cgroup")
+                return False
+        _oom_first(runner_pid)
+        # bubblewrap's PID 1 (the runner's parent) is re-parented to us and reaped here; its
+        # rusage carries the CPU time of the whole run.
+        with contextlib.suppress(OSError):
+            sandbox.init_exited = self.reaper.watch(_parent_of(runner_pid))
+        return True
+
+    def _refill(self) -> None:
+        if self._closed or not self.config.warm_pool:
+            return
+        while len(self._pool) < self.config.workers:
+            try:
+                self._pool.append(self._spawn(self.config.default_limits.scratch_bytes))
+            except OSError:
+                log.exception("could not pre-start a sandbox")
+                return
+
+    def _take(self, scratch_bytes: int) -> _Sandbox:
+        while self._pool:
+            sandbox = self._pool.popleft()
+            if sandbox.exited.done() or sandbox.scratch_bytes != scratch_bytes:
+                self._discard(sandbox)
+                if sandbox.scratch_bytes != scratch_bytes and not sandbox.exited.done():
+                    continue
+                continue
+            self._loop.call_soon(self._refill)
+            return sandbox
+        if self.config.warm_pool:
+            self._loop.call_soon(self._refill)
+        return self._spawn(scratch_bytes)
+
+    def _discard(self, sandbox: _Sandbox) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sandbox.pid, signal.SIGKILL)
+        sandbox.close_unused()
+        if sandbox.scratch_dir:
+            shutil.rmtree(sandbox.scratch_dir, ignore_errors=True)
+        self._track(self._loop.create_task(self._cleanup_discarded(sandbox)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background clean-up alive until done; close() waits for them."""
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _cleanup_discarded(self, sandbox: _Sandbox) -> None:
+        if sandbox.prepared is not None:
+            with contextlib.suppress(Exception):
+                await sandbox.prepared
+        if sandbox.cgroup is not None:
+            await self._remove_cgroup(sandbox.cgroup)
+
+    async def _announced_pid(self, sandbox: _Sandbox) -> int | None:
+        return await self._announced_pid_on(sandbox.ready_sock, sandbox.exited)
+
+    async def _announced_pid_on(self, sock: socket.socket, exited: asyncio.Future[ExitStatus]) -> int | None:
+        """The runner's host pid, from the SCM_CREDENTIALS it sends once it has started."""
+        recv = asyncio.ensure_future(self._recv_creds(sock))
+        waits: set[asyncio.Future[Any]] = {recv, exited}
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if recv not in done:
+            recv.cancel()
+            return None
+        return recv.result()
+
+    async def _recv_creds(self, sock: socket.socket) -> int | None:
+        fd = sock.fileno()
+        while True:
+            try:
+                _, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(struct.calcsize("3i")))
+                break
+            except BlockingIOError:
+                ready = self._loop.create_future()
+                self._loop.add_reader(fd, ready.set_result, None)
+                try:
+                    await ready
+                finally:
+                    self._loop.remove_reader(fd)
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                return int(array.array("i", data[:4])[0])
+        return None
+
+    # ----------------------------------------------------------------- running
+    async def run(self, program: bytes, limits: Limits, stdin: bytes = b"", check_mode: bool = False) -> RunResult:
+        """Run one program under `limits` (fully resolved) and return how it ended."""
+        if self._zygotes is not None:
+            return await self._zygotes.run(program, limits, stdin, check_mode)
+        sandbox = self._take(limits.scratch_bytes)
+        overflow = asyncio.Event()
+        out = _Stream(self._loop, sandbox.stdout_r, limits.max_output_bytes, overflow)
+        err = _Stream(self._loop, sandbox.stderr_r, limits.max_output_bytes, overflow)
+        writers: list[asyncio.Task[None]] = []
+        try:
+            if sandbox.prepared is None or not await sandbox.prepared:
+                return await self._sandbox_error(sandbox, out, err, "the sandbox could not be set up")
+            cgroup = sandbox.cgroup
+            if cgroup is not None:
+                cgroup = sandbox.cgroup = cgroup.renamed(cgroup.memory.name.replace("pool-", "run-", 1))
+                # +1: the runner's process counts too (bubblewrap's PID 1 stays outside the cgroup).
+                cgroup.limit(limits.memory_bytes, limits.max_processes + 1)
+            header = " ".join(
+                str(x)
+                for x in (
+                    max(1, math.ceil(limits.cpu_time_ms / 1000)),
+                    limits.memory_bytes,
+                    limits.max_processes + 1,
+                    limits.max_file_bytes,
+                    int(check_mode),
+                )
+            )
+            start = time.monotonic()
+            writers = [
+                asyncio.ensure_future(_write_all(self._loop, sandbox.ctrl_w, header.encode() + b"\n" + program)),
+                asyncio.ensure_future(_write_all(self._loop, sandbox.stdin_w, stdin)),
+            ]
+            sandbox.ctrl_w = sandbox.stdin_w = -1
+            timed_out, overflowed = await self._wait(sandbox, overflow, limits.wall_time_ms / 1000)
+            if timed_out or overflowed:
+                self._kill(sandbox, cgroup)
+            exit_status = await sandbox.exited
+            duration = time.monotonic() - start
+            await self._drain(out, err, sandbox, cgroup)
+            cpu = exit_status.cpu_seconds
+            if sandbox.init_exited is not None:
+                done, _ = await asyncio.wait({sandbox.init_exited}, timeout=DRAIN_AFTER_EXIT_S)
+                if done:
+                    cpu = sandbox.init_exited.result().cpu_seconds
+            memory_hit = cgroup is not None and cgroup.memory_limit_hit()
+            return _classify(
+                exit_status.exit_code,
+                out,
+                err,
+                duration,
+                cpu,
+                limits,
+                timed_out=timed_out,
+                overflowed=overflowed,
+                memory_hit=memory_hit,
+            )
+        finally:
+            for task in writers:
+                task.cancel()
+            self._kill(sandbox, sandbox.cgroup)
+            out.close()
+            err.close()
+            for fd in (sandbox.ctrl_w, sandbox.stdin_w):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            sandbox.ready_sock.close()
+            if sandbox.scratch_dir:
+                shutil.rmtree(sandbox.scratch_dir, ignore_errors=True)
+            if sandbox.cgroup is not None:
+                self._track(self._loop.create_task(self._remove_cgroup(sandbox.cgroup)))
+
+    async def _wait(self, sandbox: _Sandbox, overflow: asyncio.Event, wall_s: float) -> tuple[bool, bool]:
+        overflow_wait = asyncio.ensure_future(overflow.wait())
+        waits: set[asyncio.Future[Any]] = {sandbox.exited, overflow_wait}
+        try:
+            done, _ = await asyncio.wait(waits, timeout=wall_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            overflow_wait.cancel()
+        return (not done, overflow.is_set())
+
+    def _kill(self, sandbox: _Sandbox, cgroup: RunCgroup | None) -> None:
+        """Kill the whole run: the outer bubblewrap (its PID 1 dies with it, and with PID 1 the
+        kernel kills everything in the namespace) and anything left in the run's cgroup."""
+        if not sandbox.exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sandbox.pid, signal.SIGKILL)
+        if self.config.insecure:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(sandbox.pid, signal.SIGKILL)
+        if cgroup is not None:
+            cgroup.kill_all()
+
+    async def _drain(self, out: _Stream, err: _Stream, sandbox: _Sandbox, cgroup: RunCgroup | None) -> None:
+        """Wait for both pipes to reach EOF (the namespace is being torn down); kill whatever
+        still holds them after a grace period."""
+        pending = {out.eof, err.eof}
+        _, pending = await asyncio.wait(pending, timeout=DRAIN_AFTER_EXIT_S)
+        if pending:
+            self._kill(sandbox, cgroup)
+            await asyncio.wait(pending, timeout=DRAIN_AFTER_EXIT_S)
+
+    async def _sandbox_error(self, sandbox: _Sandbox, out: _Stream, err: _Stream, why: str) -> RunResult:
+        self._kill(sandbox, None)
+        status = await sandbox.exited
+        await asyncio.wait({out.eof, err.eof}, timeout=DRAIN_AFTER_EXIT_S)
+        message = err.data.decode(errors="replace").strip()[-500:]
+        log.error("sandbox error: %s (exit %d): %s", why, status.exit_code, message)
+        return RunResult(Status.SANDBOX_ERROR, status.exit_code, out.data, err.data, detail=f"{why}: {message}")
+
+    async def _remove_cgroup(self, cgroup: RunCgroup) -> None:
+        for _ in range(100):
+            cgroup.kill_all()
+            if cgroup.remove():
+                return
+            await asyncio.sleep(0.05)
+        log.warning("could not remove cgroup %s", cgroup.memory)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._zygotes is not None:
+            await self._zygotes.close()
+        while self._pool:
+            sandbox = self._pool.popleft()
+            self._discard(sandbox)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sandbox.exited), 2)
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=10)
+        self.reaper.reap()
+        self.reaper.close()
+        if self._seccomp_fd >= 0:
+            os.close(self._seccomp_fd)
+
+
+def _no_inheritable_fds() -> None:
+    """Make every fd the service holds (beyond stdio) close-on-exec, inherited ones included,
+    so that nothing but what a spawn passes on purpose can reach a sandbox."""
+    for entry in list(Path("/proc/self/fd").iterdir()):
+        fd = int(entry.name)
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+
+
+def _cgroup_with(layout: CgroupLayout, name: str, pid: int) -> RunCgroup:
+    cgroup = layout.create(name)
+    cgroup.add(pid)
+    return cgroup
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat[stat.rindex(b")") + 2 :].split(None, 2)[1])
+
+
+def _oom_first(pid: int) -> None:
+    """Point the OOM killer at the sandbox rather than the service (inherited by its children)."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
+
+
+def _classify(
+    code: int,
+    out: _Stream,
+    err: _Stream,
+    duration: float,
+    cpu: float,
+    limits: Limits,
+    *,
+    timed_out: bool,
+    overflowed: bool,
+    memory_hit: bool,
+) -> RunResult:
+    cpu_limit_s = max(1, math.ceil(limits.cpu_time_ms / 1000))
+    if overflowed:
+        status, detail = Status.OUTPUT_LIMIT, f"output exceeded {limits.max_output_bytes} bytes on a stream"
+    elif timed_out:
+        status, detail = Status.TIMEOUT, f"wall time limit of {limits.wall_time_ms} ms reached"
+    elif code == 0:
+        status, detail = Status.PASSED, ""
+    elif code == 128 + signal.SIGXCPU or (code == 128 + signal.SIGKILL and cpu >= cpu_limit_s):
+        status, detail = Status.TIMEOUT, f"CPU time limit of {cpu_limit_s} s reached"
+    elif code == MEMORY_ERROR_EXIT or memory_hit:
+        status, detail = Status.MEMORY_LIMIT, f"memory limit of {limits.memory_bytes} bytes reached"
+    else:
+        status, detail = Status.FAILED, f"exit code {code}"
+    return RunResult(
+        status=status,
+        exit_code=code,
+        stdout=out.data,
+        stderr=err.data,
+        stdout_truncated=out.truncated,
+        stderr_truncated=err.truncated,
+        duration_seconds=duration,
+        cpu_seconds=cpu,
+        detail=detail,
+    )

@@ -1,0 +1,280 @@
+"""The program-runner that runs INSIDE each sandbox (its source is passed to `python3 -c`).
+
+It starts before the run is requested (a warm, single-use sandbox), waits on a pipe for one
+header line (limits and mode) and the program, applies the limits to itself (RLIMIT_NPROC must
+be set inside the user namespace to count only the run's processes), writes the program to the
+scratch directory and executes it. It serves exactly one program and then exits: nothing
+carries over to another run. Standard library only; nothing here may import hyoka.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+
+TYPE_CHECKING = False  # not `from typing import ...`: importing typing costs every run milliseconds
+if TYPE_CHECKING:
+    from types import CodeType
+
+MEMORY_ERROR_EXIT = 250  # the service maps this exit code to EXECUTION_STATUS_MEMORY_LIMIT
+
+
+def _announce(ready_fd: int) -> None:
+    """Tell the service we are up, with our pid in SCM_CREDENTIALS: the kernel translates it
+    into the service's PID namespace, so the service can move us into the run's cgroup."""
+    import _socket  # not `socket`: it imports enum and selectors, milliseconds of every run
+    import struct
+
+    sock = _socket.socket(fileno=ready_fd)
+    creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
+    sock.sendmsg([b"R"], [(_socket.SOL_SOCKET, _socket.SCM_CREDENTIALS, creds)])
+    sock.close()
+
+
+def _read_request(ctrl_fd: int) -> tuple[list[int], bytes]:
+    with os.fdopen(ctrl_fd, "rb") as ctrl:
+        header = ctrl.readline()
+        program = ctrl.read()
+    return [int(x) for x in header.split()], program
+
+
+def _limit(which: int, value: int) -> None:
+    resource.setrlimit(which, (value, value))
+
+
+def main() -> None:
+    if sys.argv[1] == "zygote":  # argv: zygote CTRL_FD READY_FD SECCOMP_BPF_FD
+        _zygote(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        return
+    # argv: once CTRL_FD READY_FD SCRATCH_DIR
+    ctrl_fd, ready_fd, scratch = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    _announce(ready_fd)
+    header, program = _read_request(ctrl_fd)
+    _execute(header, program, scratch)
+
+
+def _execute(header: list[int], program: bytes, scratch: str) -> None:
+    """Apply the run's limits to this process, then run the program in it."""
+    cpu_seconds, memory_bytes, nproc, file_bytes, check_mode = header[:5]
+    os.chdir(scratch)
+    with open("main.py", "wb") as out:  # noqa: PTH123 - pathlib costs an import the warm runner avoids
+        out.write(program)
+    # The soft CPU limit sends SIGXCPU; the hard one, a second later, SIGKILL.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    _limit(resource.RLIMIT_AS, memory_bytes)
+    _limit(resource.RLIMIT_NPROC, nproc)
+    _limit(resource.RLIMIT_FSIZE, file_bytes)
+    _limit(resource.RLIMIT_CORE, 0)
+    _limit(resource.RLIMIT_NOFILE, 256)
+    code = compile(program, scratch + "/main.py", "exec")
+    if check_mode:
+        _run_check(code)
+    else:
+        _run_script(code, scratch)
+
+
+# ------------------------------------------------------------------------------------ zygote
+# The zygote is a started interpreter in its own bubblewrap sandbox (which holds CAP_SYS_ADMIN in
+# that sandbox's user namespace only, and no seccomp filter yet). For each program it forks a
+# child that unshares fresh mount, PID, network, IPC and UTS namespaces, mounts fresh tmpfs over
+# every writable place, and forks the run's first process (PID 1 of the new PID namespace),
+# which drops every capability, installs the seccomp filter and only then runs the program.
+# When that process ends the kernel kills the rest of the run and its namespaces vanish: the next
+# program starts from the zygote's untouched state. The zygote itself never runs a program.
+SETUP_ERROR_EXIT = 251  # the service maps this exit code to EXECUTION_STATUS_SANDBOX_ERROR
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
+    0x00020000,
+    0x04000000,
+    0x08000000,
+    0x20000000,
+    0x40000000,
+)
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 22, 38, 47
+
+
+def _zygote(ctrl_fd: int, ready_fd: int, bpf_fd: int) -> None:
+    import _socket
+    import ctypes
+
+    with os.fdopen(bpf_fd, "rb") as bpf_file:
+        bpf = bpf_file.read()
+    libc = ctypes.CDLL(None, use_errno=True)
+    ctrl = _socket.socket(fileno=ctrl_fd)
+    _announce(ready_fd)
+    while True:
+        request = _receive(ctrl)
+        if request is None:
+            return
+        fds, header, program = request
+        child = os.fork()
+        if child == 0:
+            ctrl.close()
+            _child(libc, ctypes, bpf, fds, header, program)
+        for fd in fds:
+            os.close(fd)
+        _, status, usage = os.wait4(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        ctrl.sendall(f"{code} {usage.ru_utime + usage.ru_stime:.6f}\n".encode())
+
+
+def _receive(ctrl: object) -> tuple[list[int], list[int], bytes] | None:
+    """One request: 16 bytes of sizes carrying the run's stdin/stdout/stderr in SCM_RIGHTS,
+    then the header line and the program."""
+    import _socket
+    import struct
+
+    sock: _socket.socket = ctrl  # type: ignore[assignment]
+    data, ancillary, _, _ = sock.recvmsg(16, _socket.CMSG_SPACE(3 * 4))
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, len(payload), 4)]
+    while data and len(data) < 16:
+        more = sock.recv(16 - len(data))
+        if not more:
+            return None
+        data += more
+    if not data:
+        return None
+    header_len, program_len = struct.unpack("!QQ", data)
+    body = bytearray()
+    while len(body) < header_len + program_len:
+        chunk = sock.recv(min(1 << 20, header_len + program_len - len(body)))
+        if not chunk:
+            return None
+        body += chunk
+    header = [int(x) for x in bytes(body[:header_len]).split()]
+    return fds, header, bytes(body[header_len:])
+
+
+def _child(libc: object, ctypes: object, bpf: bytes, fds: list[int], header: list[int], program: bytes) -> None:
+    """The run's parent: new namespaces and scratch, then wait for the run's PID 1."""
+    try:
+        c: object = libc
+        c.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # type: ignore[attr-defined]
+        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+        if c.unshare(flags) != 0:  # type: ignore[attr-defined]
+            raise OSError("unshare")
+        if c.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:  # type: ignore[attr-defined]
+            raise OSError("mount --make-rprivate /")
+        size = header[5]
+        for target, mode in ((b"/work", b"755"), (b"/tmp", b"1777"), (b"/dev/shm", b"1777")):
+            options = b"size=%d,mode=%s" % (size, mode)
+            if c.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:  # type: ignore[attr-defined]
+                raise OSError("mount tmpfs")
+        first = os.fork()
+        if first == 0:
+            _first(c, ctypes, bpf, fds, header, program)
+        for fd in fds:
+            os.close(fd)
+        _, status = os.waitpid(first, 0)
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(128 - code if code < 0 else code)
+    except BaseException as error:
+        os.write(2, f"sandbox setup failed: {error}\n".encode())
+        os._exit(SETUP_ERROR_EXIT)
+
+
+def _first(libc: object, ctypes: object, bpf: bytes, fds: list[int], header: list[int], program: bytes) -> None:
+    """PID 1 of the run: take the run's stdio, shed every privilege, then run the program."""
+    import struct
+
+    try:
+        c: object = libc
+        ct: object = ctypes
+        c.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # type: ignore[attr-defined]
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.closerange(3, 1 << 16)
+        for cap in range(64):
+            c.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # type: ignore[attr-defined]
+        c.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # type: ignore[attr-defined]  # PR_CAP_AMBIENT_CLEAR_ALL
+        capabilities = (ct.c_uint32 * 8)(0x20080522, 0, 0, 0, 0, 0, 0, 0)  # type: ignore[attr-defined]
+        if c.capset(ct.byref(capabilities), ct.byref(capabilities, 8)) != 0:  # type: ignore[attr-defined]
+            raise OSError("capset")
+        if c.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # type: ignore[attr-defined]
+            raise OSError("no_new_privs")
+        filters = ct.create_string_buffer(bpf, len(bpf))  # type: ignore[attr-defined]
+        # struct sock_fprog {unsigned short len; struct sock_filter *filter;} on a 64-bit ABI
+        prog = ct.create_string_buffer(struct.pack("HxxxxxxQ", len(bpf) // 8, ct.addressof(filters)))  # type: ignore[attr-defined]
+        if c.prctl(PR_SET_SECCOMP, 2, prog, 0, 0) != 0:  # type: ignore[attr-defined]
+            raise OSError("seccomp")
+    except BaseException as error:
+        os.write(2, f"sandbox setup failed: {error}\n".encode())
+        os._exit(SETUP_ERROR_EXIT)
+    code = 0
+    try:
+        _execute(header, program, "/work")
+    except SystemExit as stop:  # as the interpreter maps it to an exit status
+        if stop.code is None:
+            code = 0
+        elif isinstance(stop.code, int):
+            code = stop.code & 0xFF
+        else:
+            sys.stderr.write(f"{stop.code}\n")
+            code = 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    _exit_like_the_interpreter(code)
+
+
+def _exit_like_the_interpreter(code: int) -> None:
+    """What Python does at exit (wait for non-daemon threads, run atexit handlers, flush), then
+    leave without unwinding into the zygote's frames."""
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()  # type: ignore[attr-defined]
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        code = code or 1
+    os._exit(code)
+
+
+def _run_script(code: CodeType, scratch: str) -> None:
+    """Run as `python3 main.py` would: __name__ == "__main__", SystemExit sets the exit code."""
+    module = type(sys)("__main__")
+    module.__file__ = scratch + "/main.py"
+    module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = module  # so that pickle (multiprocessing) finds the program's functions
+    sys.argv = [module.__file__]
+    sys.path.insert(0, scratch)
+    try:
+        exec(code, module.__dict__)
+    except MemoryError:
+        _memory_error()
+
+
+def _run_check(code: CodeType) -> None:
+    """Run as bigcode-evaluation-harness's check_correctness does: exec in an empty namespace,
+    and any exception, SystemExit included, is a failure."""
+    try:
+        exec(code, {})
+    except MemoryError:
+        _memory_error()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def _memory_error() -> None:
+    sys.stderr.write("MemoryError: the run's memory limit was reached\n")
+    sys.stderr.flush()
+    os._exit(MEMORY_ERROR_EXIT)
+
+
+main()

@@ -1,0 +1,78 @@
+"""Starting the sandbox service: detect the host's isolation, refuse to run without it (unless
+the insecure mode was chosen explicitly), then serve SandboxService over grpc.aio."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from hyoka.rpc.server import RunningServer, ServerConfig, ServiceRegistration, serve_forever
+from hyoka.sandbox.capabilities import Capabilities, detect
+from hyoka.sandbox.config import SandboxConfig
+from hyoka.sandbox.service import SandboxService
+from hyoka.sandbox.servicer import SandboxServicer
+from hyoka.v1 import sandbox_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+INSECURE_BANNER = (
+    "\n" + "!" * 78 + "\n"
+    "!!  INSECURE MODE: programs run WITHOUT ANY ISOLATION (no namespaces, no seccomp).\n"
+    "!!  They can read, write and kill anything this user can. Local development only.\n" + "!" * 78
+)
+
+
+class IsolationUnavailable(RuntimeError):
+    """The host does not allow the isolation the sandbox requires."""
+
+
+def check_host(config: SandboxConfig) -> Capabilities:
+    """Detect capabilities; raise IsolationUnavailable where required isolation is missing."""
+    user = (config.sandbox_uid, config.sandbox_gid) if os.geteuid() == 0 else None
+    caps = detect(config.python, config.bwrap, user, cgroups_wanted=config.cgroups != "off")
+    log.info(
+        "host: user namespaces %s, seccomp %s, cgroups %s, /proc mount %s, bubblewrap %s, python %s",
+        caps.user_namespaces,
+        caps.seccomp,
+        caps.cgroup_version,
+        caps.proc_mount,
+        caps.bwrap_version,
+        caps.python_version,
+    )
+    if config.insecure:
+        log.critical(INSECURE_BANNER)
+        return caps
+    missing = []
+    if not caps.user_namespaces:
+        missing.append("user namespaces (bubblewrap --unshare-user failed; is bubblewrap installed?)")
+    if not caps.seccomp:
+        missing.append("seccomp (libseccomp via pyseccomp)")
+    if config.cgroups == "required" and caps.cgroups is None:
+        missing.append("writable cgroups (--cgroups required)")
+    if missing:
+        raise IsolationUnavailable(
+            "refusing to start: the host lacks " + "; ".join(missing) + ". Use --insecure only for local development."
+        )
+    for warning in caps.warnings:
+        log.warning(warning)
+    return caps
+
+
+async def serve(server_config: ServerConfig, config: SandboxConfig) -> None:
+    caps = check_host(config)
+    service = SandboxService(config, caps)
+    service.start()
+    registration = ServiceRegistration(
+        name="hyoka.v1.SandboxService",
+        add_to_server=sandbox_pb2_grpc.add_SandboxServiceServicer_to_server,
+        servicer=SandboxServicer(service),
+    )
+
+    def started(running: RunningServer) -> None:
+        # One parseable line for whoever started us with --port 0.
+        print(f"hyoka-sandbox listening on {server_config.host}:{running.port}", flush=True)
+
+    try:
+        await serve_forever(server_config, [registration], on_started=started)
+    finally:
+        await service.close()

@@ -1,0 +1,283 @@
+"""Zygote mode: one started interpreter per worker, in its own bubblewrap sandbox, forks each run
+into fresh namespaces (see inside.py). Interpreter start-up and bubblewrap's set-up are paid once
+per zygote instead of once per run. A run that must be stopped (time, output, a cancelled call)
+is stopped by killing its whole zygote sandbox, which is then replaced."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hyoka.sandbox import seccomp_filter
+from hyoka.sandbox.cgroups import RunCgroup
+from hyoka.sandbox.engine import (
+    DRAIN_AFTER_EXIT_S,
+    RunResult,
+    Status,
+    _cgroup_with,
+    _classify,
+    _oom_first,
+    _Stream,
+    _write_all,
+)
+from hyoka.sandbox.policy import Limits
+from hyoka.sandbox.reaper import ExitStatus
+
+if TYPE_CHECKING:
+    from hyoka.sandbox.engine import Engine
+
+log = logging.getLogger(__name__)
+
+SETUP_ERROR_EXIT = 251  # kept in step with inside.py
+
+
+@dataclass
+class _Zygote:
+    pid: int
+    exited: asyncio.Future[ExitStatus]
+    ctrl: socket.socket
+    ready: socket.socket
+    prepared: asyncio.Task[bool] | None = None
+    cgroup: RunCgroup | None = None
+    discarded: bool = False
+
+
+class ZygotePool:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._loop = engine._loop
+        self._idle: deque[_Zygote] = deque()  # started or starting, waiting for a run
+        self._busy = 0  # zygotes running a program now
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def fill(self) -> None:
+        """Keep one zygote per worker: the idle ones and the busy ones."""
+        while not self._closed and len(self._idle) + self._busy < self.engine.config.workers:
+            try:
+                self._idle.append(self._spawn())
+            except OSError:
+                log.exception("could not start a zygote")
+                return
+
+    def _spawn(self) -> _Zygote:
+        engine = self.engine
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ready_ours, ready_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ready_ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        bpf_fd = seccomp_filter.reopen(engine._seccomp_fd)
+        scratch = engine.config.default_limits.scratch_bytes
+        argv = [*engine.bwrap_args(scratch, -1, zygote=True), *engine.python_argv(), "zygote"]
+        argv += [str(theirs.fileno()), str(ready_theirs.fileno()), str(bpf_fd)]
+        actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, 2, 1)]
+        try:
+            # The zygote's own stdout/stderr are the service's stderr: set-up errors reach the log.
+            pid = engine.launch(argv, [theirs.fileno(), ready_theirs.fileno(), bpf_fd], actions)
+        except OSError:
+            ours.close()
+            ready_ours.close()
+            raise
+        finally:
+            os.close(bpf_fd)
+            theirs.close()
+            ready_theirs.close()
+        exited = engine.reaper.watch(pid)
+        ours.setblocking(False)
+        ready_ours.setblocking(False)
+        zygote = _Zygote(pid, exited, ours, ready_ours)
+        zygote.prepared = self._loop.create_task(self._prepare(zygote))
+        return zygote
+
+    async def _prepare(self, zygote: _Zygote) -> bool:
+        """Once the zygote has announced itself: its own cgroup, and the OOM killer's aim."""
+        pid = await self.engine._announced_pid_on(zygote.ready, zygote.exited)
+        zygote.ready.close()
+        if pid is None:
+            return False
+        layout = self.engine.capabilities.cgroups
+        if layout is not None:
+            name = f"zygote-{os.getpid()}-{next(self.engine._run_ids)}"
+            try:
+                zygote.cgroup = await self._loop.run_in_executor(None, _cgroup_with, layout, name, pid)
+            except OSError:
+                log.exception("could not put a zygote in its cgroup")
+                return False
+        _oom_first(pid)
+        return True
+
+    def _take(self) -> _Zygote:
+        self._busy += 1
+        while self._idle:
+            zygote = self._idle.popleft()
+            if not zygote.exited.done():
+                return zygote
+            self._discard(zygote)
+        try:
+            return self._spawn()
+        except OSError:
+            self._busy -= 1
+            raise
+
+    def _give_back(self, zygote: _Zygote) -> None:
+        if self._closed or zygote.exited.done() or len(self._idle) >= self.engine.config.workers:
+            self._discard(zygote)
+        else:
+            self._idle.append(zygote)
+
+    def _discard(self, zygote: _Zygote) -> None:
+        if zygote.discarded:
+            return
+        zygote.discarded = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.pid, signal.SIGKILL)
+        if zygote.cgroup is not None:
+            zygote.cgroup.kill_all()
+        zygote.ctrl.close()
+        zygote.ready.close()
+        self.engine._track(self._loop.create_task(self._cleanup(zygote)))
+        if not self._closed:
+            self._loop.call_soon(self.fill)
+
+    async def _cleanup(self, zygote: _Zygote) -> None:
+        if zygote.prepared is not None:
+            with contextlib.suppress(Exception):
+                await zygote.prepared
+        if zygote.cgroup is not None:
+            await self.engine._remove_cgroup(zygote.cgroup)
+
+    async def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            zygote = self._idle.popleft()
+            self._discard(zygote)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(zygote.exited), 2)
+
+    # ------------------------------------------------------------------ running
+    async def run(self, program: bytes, limits: Limits, stdin: bytes, check_mode: bool) -> RunResult:
+        try:
+            zygote = self._take()
+        except OSError as error:
+            log.exception("could not start a zygote")
+            return RunResult(Status.SANDBOX_ERROR, detail=f"could not start a sandbox: {error}")
+        reusable = False
+        overflow = asyncio.Event()
+        stdin_r, stdin_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        out = _Stream(self._loop, out_r, limits.max_output_bytes, overflow)
+        err = _Stream(self._loop, err_r, limits.max_output_bytes, overflow)
+        feeder: asyncio.Task[None] | None = None
+        status: asyncio.Task[bytes] | None = None
+        try:
+            if zygote.prepared is None or not await zygote.prepared:
+                return await self._setup_failed(zygote, out, err, "the zygote sandbox could not be set up")
+            before = (0, 0)
+            if zygote.cgroup is not None:
+                # +3: bubblewrap's PID 1, the zygote and the run's parent share the user namespace.
+                zygote.cgroup.limit(limits.memory_bytes, limits.max_processes + 3)
+                before = zygote.cgroup.counters()
+            cpu_s = max(1, math.ceil(limits.cpu_time_ms / 1000))
+            fields = (cpu_s, limits.memory_bytes, limits.max_processes + 3, limits.max_file_bytes)
+            header = " ".join(str(x) for x in (*fields, int(check_mode), limits.scratch_bytes)).encode()
+            await self._send(zygote.ctrl, struct.pack("!QQ", len(header), len(program)), [stdin_r, out_w, err_w])
+            for fd in (stdin_r, out_w, err_w):
+                os.close(fd)
+            stdin_r = out_w = err_w = -1
+            start = time.monotonic()
+            await self._loop.sock_sendall(zygote.ctrl, header + program)
+            feeder = asyncio.ensure_future(_write_all(self._loop, stdin_w, stdin))
+            stdin_w = -1
+            status = asyncio.ensure_future(self._status_line(zygote.ctrl))
+            overflow_wait = asyncio.ensure_future(overflow.wait())
+            waits: set[asyncio.Future[object]] = {status, overflow_wait}  # type: ignore[arg-type]
+            try:
+                done, _ = await asyncio.wait(waits, timeout=limits.wall_time_ms / 1000, return_when="FIRST_COMPLETED")
+            finally:
+                overflow_wait.cancel()
+            timed_out, overflowed = not done, overflow.is_set()
+            line = status.result() if status.done() and not overflowed else b""
+            duration = time.monotonic() - start
+            if timed_out or overflowed or not line:
+                self._discard(zygote)  # the only way to stop a run: its whole zygote goes
+                await asyncio.wait({zygote.exited}, timeout=DRAIN_AFTER_EXIT_S)
+            await asyncio.wait({out.eof, err.eof}, timeout=DRAIN_AFTER_EXIT_S)
+            memory_hit = zygote.cgroup is not None and zygote.cgroup.memory_limit_hit_since(before)
+            if line:
+                code_text, cpu_text = line.split()
+                code, cpu = int(code_text), float(cpu_text)
+                reusable = not (timed_out or overflowed)
+            else:
+                code, cpu = 128 + signal.SIGKILL, 0.0
+            if code == SETUP_ERROR_EXIT:
+                message = err.data.decode(errors="replace").strip()[-500:]
+                log.error("run set-up failed in a zygote: %s", message)
+                return RunResult(Status.SANDBOX_ERROR, code, out.data, err.data, detail=f"set-up failed: {message}")
+            if not line and not (timed_out or overflowed) and not memory_hit:
+                return RunResult(Status.SANDBOX_ERROR, code, out.data, err.data, detail="the zygote died")
+            return _classify(
+                code,
+                out,
+                err,
+                duration,
+                cpu,
+                limits,
+                timed_out=timed_out,
+                overflowed=overflowed,
+                memory_hit=memory_hit,
+            )
+        finally:
+            for task in (feeder, status):
+                if task is not None:
+                    task.cancel()
+            for fd in (stdin_r, stdin_w, out_w, err_w):
+                if fd >= 0:
+                    os.close(fd)
+            out.close()
+            err.close()
+            self._busy -= 1
+            if reusable:
+                self._give_back(zygote)
+            else:
+                self._discard(zygote)
+
+    async def _send(self, sock: socket.socket, data: bytes, fds: list[int]) -> None:
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+        while True:
+            try:
+                sent = sock.sendmsg([data], rights)
+                break
+            except BlockingIOError:
+                writable = self._loop.create_future()
+                self._loop.add_writer(sock.fileno(), writable.set_result, None)
+                try:
+                    await writable
+                finally:
+                    self._loop.remove_writer(sock.fileno())
+        if sent < len(data):
+            await self._loop.sock_sendall(sock, data[sent:])
+
+    async def _status_line(self, sock: socket.socket) -> bytes:
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await self._loop.sock_recv(sock, 64)
+            if not chunk:
+                return b""
+            line += chunk
+        return line
+
+    async def _setup_failed(self, zygote: _Zygote, out: _Stream, err: _Stream, why: str) -> RunResult:
+        self._discard(zygote)
+        log.error("sandbox error: %s", why)
+        return RunResult(Status.SANDBOX_ERROR, 0, out.data, err.data, detail=why)
