@@ -59,8 +59,6 @@ class GenerationSpec(_Frozen):
     """Decoding settings; `temperature == 0` is greedy."""
 
     max_new_tokens: int = Field(ge=1)
-    # Prompt + generation limit in tokens (bigcode's max_length_generation); None: no limit.
-    max_total_tokens: int | None = None
     temperature: float = Field(default=0.0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     n: int = Field(default=1, ge=1)
@@ -94,4 +92,8 @@ class TaskSpec(_Frozen):
             raise ValueError(f"task {self.name}: request type {self.request} needs a [generation] table")
         if self.request is RequestType.LOGLIKELIHOOD_MULTIPLE_INPUT and self.metric is not Metric.ACC:
             raise ValueError(f"task {self.name}: log-likelihood tasks report acc")
+        if (self.request is RequestType.CODE) != (self.extraction == "code_stop_words"):
+            raise ValueError(f"task {self.name}: code tasks, and only they, use the code_stop_words extraction")
+        if (self.request is RequestType.CODE) != (self.metric is Metric.PASS_AT_1):
+            raise ValueError(f"task {self.name}: code tasks, and only they, report pass_at_1")
         return self

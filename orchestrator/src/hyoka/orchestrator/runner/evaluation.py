@@ -1,0 +1,213 @@
+"""One evaluation run, end to end: check every input first (tasks, backend, data, services,
+records), then run the tasks one after another and write the results.
+
+Anything a user can get wrong is found before the first model call and raised as
+`EvalInputError` with a one-line message; failures during the run are `EvalRunError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from hyoka.orchestrator.backends.base import BackendError, ModelBackend
+from hyoka.orchestrator.backends.registry import create_backend, parse_model_spec
+from hyoka.orchestrator.runner.engine import ProgressCallback, TaskResult, check_settings, run_task
+from hyoka.orchestrator.runner.records import RecordsError
+from hyoka.orchestrator.runner.results import write_results_json, write_scores_csv
+from hyoka.orchestrator.services import local
+from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, ServiceUnavailableError
+from hyoka.orchestrator.services.metrics import MetricsClient
+from hyoka.orchestrator.services.sandbox import SandboxClient
+from hyoka.orchestrator.tasks import Item, Metric, Scorers, Task, TaskDataError, UnknownTaskError, get_task
+
+
+class EvalInputError(ValueError):
+    """Bad input found before any work started (unknown task or backend, missing data, ...)."""
+
+
+class EvalRunError(RuntimeError):
+    """The run failed after it started (a backend or service error mid-run)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model: str  # BACKEND[:TARGET][,KEY=VALUE...], e.g. "hf-local:smollm2"
+    tasks: tuple[str, ...]
+    out: Path
+    data_dir: Path
+    limit: int | None = None
+    metrics_url: str | None = None  # None: start `hyoka-metrics serve` locally when a task needs it
+    sandbox_url: str | None = None  # None: start `hyoka-sandbox serve` locally when a task needs it
+    auth_token: str | None = None  # bearer token for the given service URLs
+    model_id: str | None = None  # name in scores.csv; default: the model the backend reports
+
+
+class Progress(Protocol):
+    def start_task(self, task: str, total: int) -> None: ...
+    def advance(self, task: str, n: int) -> None: ...
+    def finish_task(self, result: TaskResult) -> None: ...
+
+
+@dataclass
+class EvalOutcome:
+    model_id: str
+    results: list[TaskResult] = field(default_factory=list)
+    scores_csv: Path | None = None
+    results_json: Path | None = None
+    # service -> the target used, with " (local)" when this run started the server itself
+    services: dict[str, str] = field(default_factory=dict)
+
+
+def records_path(out: Path, task: str) -> Path:
+    return out / "records" / f"{task}.jsonl"
+
+
+def _resolve_tasks(names: Sequence[str]) -> list[Task]:
+    if not names:
+        raise EvalInputError("no tasks given")
+    try:
+        return [get_task(n) for n in dict.fromkeys(names)]
+    except UnknownTaskError as e:
+        raise EvalInputError(str(e)) from e
+
+
+def _make_backend(spec: str) -> ModelBackend:
+    try:
+        name, options = parse_model_spec(spec)
+        return create_backend(name, **options)
+    except BackendError as e:  # BackendConfigError and UnknownBackendError included
+        raise EvalInputError(str(e)) from e
+
+
+def _check_capabilities(tasks: Sequence[Task], backend: ModelBackend) -> None:
+    problems = [p for t in tasks for p in t.incompatibilities(backend.capabilities)]
+    if problems:
+        raise EvalInputError(problems[0])
+
+
+async def _service(stack: contextlib.AsyncExitStack, client: ServiceClient, what: str, given: bool) -> None:
+    stack.push_async_callback(client.aclose)
+    try:
+        await client.health()
+    except ServiceUnavailableError as e:
+        hint = "" if given else " (started locally)"
+        raise EvalInputError(f"{what}{hint}: {e}") from e
+
+
+def _progress_callback(progress: Progress | None, task: str) -> ProgressCallback | None:
+    if progress is None:
+        return None
+    return lambda n: progress.advance(task, n)
+
+
+async def evaluate(
+    config: EvalConfig, *, backend: ModelBackend | None = None, progress: Progress | None = None
+) -> EvalOutcome:
+    """Run `config`; a `backend` passed in is used instead of building `config.model` (which then
+    only names the run) and is left open."""
+    if config.limit is not None and config.limit < 1:
+        raise EvalInputError(f"--limit must be >= 1, got {config.limit}")
+    tasks = _resolve_tasks(config.tasks)
+    owns_backend = backend is None
+    if backend is None:
+        backend = _make_backend(config.model)
+    _check_capabilities(tasks, backend)
+    if not config.data_dir.is_dir():
+        raise EvalInputError(f"data directory {config.data_dir} does not exist (set --data-dir or HYOKA_DATA_DIR)")
+    planned: list[tuple[Task, list[Item]]] = []
+    try:
+        for task in tasks:
+            planned.append((task, task.items(task.load(config.data_dir), config.limit)))
+            check_settings(records_path(config.out, task.name), task, config.model, create=False)
+    except (TaskDataError, RecordsError) as e:
+        raise EvalInputError(str(e)) from e
+
+    need_metrics = any(t.spec.metric is Metric.CHAR_F1 for t in tasks)
+    need_sandbox = any(t.spec.metric is Metric.PASS_AT_1 for t in tasks)
+    async with contextlib.AsyncExitStack() as stack:
+        metrics_url, sandbox_url = config.metrics_url, config.sandbox_url
+        to_start = [
+            spec
+            for spec, needed, url in (
+                (local.METRICS, need_metrics, metrics_url),
+                (local.SANDBOX, need_sandbox, sandbox_url),
+            )
+            if needed and url is None
+        ]
+        if to_start:
+            try:
+                started = await stack.enter_async_context(local.local_services(to_start, log_dir=config.out / "logs"))
+            except ServiceUnavailableError as e:
+                raise EvalInputError(str(e)) from e
+            for service in started:
+                if service.spec is local.METRICS:
+                    metrics_url = service.target
+                else:
+                    sandbox_url = service.target
+        # The token is for services given by URL; the ones started here run without one.
+        token = config.auth_token
+        metrics = sandbox = None
+        if need_metrics and metrics_url:
+            metrics = MetricsClient(metrics_url, auth_token=token if config.metrics_url else None)
+            await _service(stack, metrics, "metrics service", config.metrics_url is not None)
+        if need_sandbox and sandbox_url:
+            sandbox = SandboxClient(sandbox_url, auth_token=token if config.sandbox_url else None)
+            await _service(stack, sandbox, "sandbox service", config.sandbox_url is not None)
+
+        if owns_backend:  # a backend passed in stays open for its owner
+            stack.push_async_callback(backend.aclose)
+        try:
+            await backend.start()
+            info = await backend.info()
+        except BackendError as e:
+            raise EvalInputError(f"backend {config.model}: {e}") from e
+        _check_capabilities(tasks, backend)
+        model_id = config.model_id or info.model
+
+        outcome = EvalOutcome(model_id=model_id)
+        for name, url, given in (
+            ("metrics", metrics_url, config.metrics_url),
+            ("sandbox", sandbox_url, config.sandbox_url),
+        ):
+            if url and ((name == "metrics" and need_metrics) or (name == "sandbox" and need_sandbox)):
+                outcome.services[name] = url if given else f"{url} (local)"
+        scorers = Scorers(metrics=metrics, sandbox=sandbox)
+        for task, items in planned:
+            path = records_path(config.out, task.name)
+            check_settings(path, task, config.model, create=True)
+            if progress:
+                progress.start_task(task.name, len(items))
+            try:
+                result = await run_task(
+                    task,
+                    items,
+                    backend,
+                    scorers,
+                    path,
+                    model=config.model,
+                    on_progress=_progress_callback(progress, task.name),
+                )
+            except (BackendError, ServiceCallError) as e:
+                raise EvalRunError(f"task {task.name}: {e}") from e
+            outcome.results.append(result)
+            if progress:
+                progress.finish_task(result)
+
+        config.out.mkdir(parents=True, exist_ok=True)
+        outcome.scores_csv = config.out / "scores.csv"
+        outcome.results_json = config.out / "results.json"
+        write_scores_csv(outcome.scores_csv, model_id, outcome.results)
+        details = {"backend": info.backend, "model": info.model, **info.details}
+        write_results_json(
+            outcome.results_json,
+            model_id=model_id,
+            model_spec=config.model,
+            info=details,
+            services=outcome.services,
+            results=outcome.results,
+        )
+        return outcome

@@ -1,0 +1,58 @@
+"""Per-item records as JSON Lines: one line per finished item, flushed as soon as it is scored,
+so an interrupted run resumes from what is on disk without redoing finished items."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+class RecordsError(ValueError):
+    """A records file cannot be used (unreadable, or written by a run with other settings)."""
+
+
+class RecordStore:
+    """Append-only JSONL records of one task in one run directory."""
+
+    def __init__(self, path: Path, required: tuple[str, ...] = ("item_id", "score")) -> None:
+        self.path = path
+        self.required = required
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Finished records by item id. A torn last line (the process died mid-write) is dropped
+        from the file; a bad line elsewhere is an error naming the file and line."""
+        if not self.path.exists():
+            return {}
+        done: dict[str, dict[str, Any]] = {}
+        good_bytes = 0
+        with self.path.open("rb") as f:
+            lines = f.readlines()
+        for line_no, raw in enumerate(lines, start=1):
+            last = line_no == len(lines)
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                if not isinstance(record, dict) or any(k not in record for k in self.required):
+                    raise ValueError("not a record")
+            except ValueError as e:
+                if last:  # interrupted while writing: forget the partial line
+                    with self.path.open("r+b") as f:
+                        f.truncate(good_bytes)
+                    break
+                raise RecordsError(f"{self.path}:{line_no}: not a valid record ({e})") from e
+            if not raw.endswith(b"\n"):  # complete JSON but no newline: terminate it
+                with self.path.open("ab") as f:
+                    f.write(b"\n")
+            done[str(record["item_id"])] = record
+            good_bytes += len(raw) + (0 if raw.endswith(b"\n") else 1)
+        return done
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())

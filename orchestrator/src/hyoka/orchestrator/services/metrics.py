@@ -1,0 +1,63 @@
+"""Thin async client of the metrics service (protos/hyoka/v1/metrics.proto)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, describe
+from hyoka.orchestrator.tasks.scoring import TextScore
+from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
+
+CHAR_F1 = "char_f1_fuzzywuzzy"  # llm-jp-eval 1.3.0's char F1
+
+
+class MetricsClient(ServiceClient):
+    """Scores text through MetricsService.Score, in batches no larger than the server accepts."""
+
+    service_name = "hyoka.v1.MetricsService"
+
+    def __init__(self, target: str, *, auth_token: str | None = None, timeout: float = 30.0) -> None:
+        super().__init__(target, auth_token=auth_token, timeout=timeout)
+        self._stub = metrics_pb2_grpc.MetricsServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self._max_batch: int | None = None
+
+    async def max_batch_items(self) -> int:
+        if self._max_batch is None:
+            try:
+                info = await self._stub.ListMetrics(metrics_pb2.ListMetricsRequest(), timeout=self.timeout)
+            except grpc.aio.AioRpcError as e:
+                raise ServiceCallError(describe("metrics ListMetrics", e)) from e
+            self._max_batch = max(1, info.max_batch_items or 1000)
+        return self._max_batch
+
+    async def score(
+        self,
+        metric: str,
+        predictions: Sequence[str],
+        references: Sequence[Sequence[str]],
+        options: dict[str, str] | None = None,
+    ) -> list[TextScore]:
+        """Item scores (0-1) with the server's signature text, in input order."""
+        if len(predictions) != len(references):
+            raise ValueError("predictions and references differ in length")
+        size = await self.max_batch_items()
+        out: list[TextScore] = []
+        for start in range(0, len(predictions), size):
+            items = [
+                metrics_pb2.ScoreItem(prediction=p, references=list(r))
+                for p, r in zip(predictions[start : start + size], references[start : start + size], strict=True)
+            ]
+            request = metrics_pb2.ScoreRequest(metric=metric, options=options or {}, items=items)
+            try:
+                reply = await self._stub.Score(request, timeout=self.timeout)
+            except grpc.aio.AioRpcError as e:
+                raise ServiceCallError(describe(f"metrics Score({metric})", e)) from e
+            out.extend(TextScore(value=v, signature=reply.signature.text) for v in reply.item_scores)
+        return out
+
+    async def char_f1(self, predictions: Sequence[str], references: Sequence[str]) -> list[TextScore]:
+        if not predictions:
+            return []
+        return await self.score(CHAR_F1, predictions, [[r] for r in references])
