@@ -89,6 +89,19 @@ async def test_max_new_tokens_and_n_for_greedy(backend: HFLocalBackend, tiny_lm:
     assert await backend.generate_until([GenerationRequest("The quick", max_new_tokens=0)]) == [[""]]
 
 
+async def test_max_total_tokens_bounds_prompt_plus_generation(backend: HFLocalBackend, tiny_lm: LocalModel) -> None:
+    prompt_tokens = len(tiny_lm.encode("The quick"))
+    bounded = GenerationRequest("The quick", max_new_tokens=50, max_total_tokens=prompt_tokens + 3)
+    sampled = GenerationRequest(
+        "The quick", max_new_tokens=50, max_total_tokens=prompt_tokens + 3, temperature=0.7, n=2, seed=1
+    )
+    three_new = GenerationRequest("The quick", max_new_tokens=3)
+    three_sampled = GenerationRequest("The quick", max_new_tokens=3, temperature=0.7, n=2, seed=1)
+    assert await backend.generate_until([bounded, sampled]) == await backend.generate_until([three_new, three_sampled])
+    no_room = GenerationRequest("The quick", max_new_tokens=50, max_total_tokens=prompt_tokens)
+    assert await backend.generate_until([no_room]) == [[""]]
+
+
 async def test_stop_sequences_cut_the_generated_text(backend: HFLocalBackend) -> None:
     (free,) = await backend.generate_until([GenerationRequest("Question: Which", max_new_tokens=24)])
     text = free[0]

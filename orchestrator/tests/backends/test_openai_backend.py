@@ -127,3 +127,15 @@ async def test_chat_generates_through_the_chat_template_and_cannot_score(
     )
     ((expected,),) = tiny_lm.generate([tiny_lm.encode(prompt)], max_new_tokens=10)
     assert out == [expected.text]
+
+
+async def test_max_total_tokens_uses_the_tokenizer_and_needs_it(
+    openai_server: OpenAIServer, reference: HFLocalBackend, tiny_lm: LocalModel, tiny_model_dir: Path
+) -> None:
+    prompt_tokens = len(tiny_lm.encode("def add(a, b):"))
+    request = GenerationRequest("def add(a, b):", max_new_tokens=40, max_total_tokens=prompt_tokens + 4)
+    async with completions(openai_server, tokenizer=str(tiny_model_dir)) as backend:
+        assert await backend.generate_until([request]) == await reference.generate_until([request])
+    async with completions(openai_server) as backend:
+        with pytest.raises(BackendConfigError, match="tokenizer="):
+            await backend.generate_until([request])

@@ -55,6 +55,21 @@ async def test_greedy_generation_equals_hf_local(
     assert all(len(o) == 1 for o in got)
 
 
+async def test_max_total_tokens_counts_the_prompt_with_tokenize(
+    tgi_server: TGIServer, reference: HFLocalBackend, tiny_lm: LocalModel
+) -> None:
+    prompt_tokens = len(tiny_lm.encode("def add(a, b):"))
+    requests = [
+        GenerationRequest("def add(a, b):", max_new_tokens=40, max_total_tokens=prompt_tokens + 4),
+        GenerationRequest("def add(a, b):", max_new_tokens=40, max_total_tokens=prompt_tokens - 1),
+    ]
+    async with tgi(tgi_server) as backend:
+        got = await backend.generate_until(requests)
+    assert got == await reference.generate_until(requests)
+    assert got[1] == [""]
+    assert tgi_server.received[-1]["parameters"]["max_new_tokens"] == 4
+
+
 async def test_greedy_sends_no_sampling_parameters_and_sampling_sends_them(tgi_server: TGIServer) -> None:
     async with tgi(tgi_server) as backend:
         await backend.generate_until([GenerationRequest("The quick", max_new_tokens=4, stop=("x",))])

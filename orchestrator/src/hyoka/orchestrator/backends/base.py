@@ -30,10 +30,19 @@ class GenerationRequest:
     top_p: float = 1.0
     n: int = 1
     seed: int | None = None
+    # Prompt + generation at most this many tokens (bigcode-evaluation-harness's
+    # `max_length_generation`): the generation budget shrinks with the prompt. None: no such bound.
+    max_total_tokens: int | None = None
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    def new_token_budget(self, prompt_tokens: int) -> int:
+        """New tokens allowed after a prompt of `prompt_tokens` tokens (0: generate nothing)."""
+        if self.max_total_tokens is None:
+            return self.max_new_tokens
+        return max(0, min(self.max_new_tokens, self.max_total_tokens - prompt_tokens))
 
 
 @dataclass(frozen=True)

@@ -422,10 +422,11 @@ class HFLocalBackend(ModelBackend):
         results: list[list[str] | None] = [None] * len(requests)
         # Greedy requests with the same settings run in batches, longest first; sampled requests
         # run alone (n rows each) so a seed gives the same samples whatever else is in the run.
+        budgets = [r.new_token_budget(len(prompt)) for r, prompt in zip(requests, prompts, strict=True)]
         groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
         for i, r in enumerate(requests):
             if r.greedy:
-                groups.setdefault((r.stop, r.max_new_tokens), []).append(i)
+                groups.setdefault((r.stop, budgets[i]), []).append(i)
         for (stop, max_new), members in groups.items():
             members.sort(key=lambda i: -len(prompts[i]))
             for start in range(0, len(members), self.config.batch_size):
@@ -440,7 +441,7 @@ class HFLocalBackend(ModelBackend):
                 (samples,) = await asyncio.to_thread(
                     lm.generate,
                     [prompts[i]],
-                    max_new_tokens=r.max_new_tokens,
+                    max_new_tokens=budgets[i],
                     stop=r.stop,
                     temperature=r.temperature,
                     top_p=r.top_p,

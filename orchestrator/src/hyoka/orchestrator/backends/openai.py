@@ -172,16 +172,28 @@ class OpenAICompletionsBackend(_OpenAIBase):
         await self.start()
 
         async def one(r: GenerationRequest) -> list[str]:
-            if r.max_new_tokens == 0:
+            prompt = self._prompt(r.context)
+            budget = self._new_token_budget(r, prompt)
+            if budget == 0:
                 return [""] * r.n
             n = 1 if r.greedy else r.n  # greedy samples are all the same; some servers reject n > 1 then
-            payload = {"model": self._model, "prompt": self._prompt(r.context), "n": n, **self._sampling(r)}
+            payload = {"model": self._model, "prompt": prompt, "n": n, **self._sampling(r), "max_tokens": budget}
             reply = await self.request_json("POST", "/v1/completions", payload)
             choices = self._choices(reply, n, self._where("/v1/completions"))
             texts = [cut_at_stop(str(c.get("text") or ""), r.stop) for c in choices]
             return texts * r.n if r.greedy else texts
 
         return await self.map_limited(one, requests)
+
+    def _new_token_budget(self, r: GenerationRequest, prompt: str | list[int]) -> int:
+        if r.max_total_tokens is None:
+            return r.max_new_tokens
+        if isinstance(prompt, str):
+            raise BackendConfigError(
+                f"{self.backend_name}: a request bounds prompt + generation to {r.max_total_tokens} tokens, "
+                "which needs the model's tokenizer: pass tokenizer= (a local folder, .gguf or smollm2)"
+            )
+        return r.new_token_budget(len(prompt))
 
     async def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         for i, r in enumerate(requests):

@@ -123,17 +123,19 @@ class TGIBackend(HttpBackend):
         max_stop = self.capabilities.max_stop_sequences
         jobs = [(i, k) for i, r in enumerate(requests) for k in range(r.n)]
 
+        budgets = await self.map_limited(self._new_token_budget, list(requests))
+
         async def one(job: tuple[int, int]) -> str:
             i, k = job
             r = requests[i]
-            if r.max_new_tokens == 0:
+            if budgets[i] == 0:
                 return ""
             params: dict[str, Any] = {
-                "max_new_tokens": r.max_new_tokens,
+                "max_new_tokens": budgets[i],
                 "stop": list(r.stop if max_stop is None else r.stop[:max_stop]),
                 "details": False,
             }
-            truncate = self._truncate(r.max_new_tokens)
+            truncate = self._truncate(budgets[i])
             if truncate is not None:
                 params["truncate"] = truncate
             if r.greedy:
@@ -153,6 +155,14 @@ class TGIBackend(HttpBackend):
         for (i, _), text in zip(jobs, texts, strict=True):
             out[i].append(text)
         return out
+
+    async def _new_token_budget(self, r: GenerationRequest) -> int:
+        if r.max_total_tokens is None:
+            return r.max_new_tokens
+        tokens = await self.request_json("POST", "/tokenize", {"inputs": r.context})
+        if not isinstance(tokens, list):
+            raise BackendError(f"{self._where('/tokenize')}: unexpected reply: {str(tokens)[:200]}")
+        return r.new_token_budget(len(tokens))
 
     # --- log-likelihood ---------------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ class GenerationSpec(_Frozen):
     """Decoding settings; `temperature == 0` is greedy."""
 
     max_new_tokens: int = Field(ge=1)
+    # Prompt + generation at most this many tokens (bigcode's max_length_generation); unset: no bound.
+    max_total_tokens: int | None = Field(default=None, ge=2)
     temperature: float = Field(default=0.0, ge=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     n: int = Field(default=1, ge=1)

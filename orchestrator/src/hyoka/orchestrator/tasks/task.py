@@ -136,6 +136,7 @@ class Task:
             context=context,
             stop=gen.stop,
             max_new_tokens=gen.max_new_tokens,
+            max_total_tokens=gen.max_total_tokens,
             temperature=gen.temperature,
             top_p=gen.top_p,
             n=gen.n,
