@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from hyoka.orchestrator.services.local import METRICS, SANDBOX, LocalService, LocalServiceSpec, start_local_service
-from hyoka.orchestrator.tasks.datadir import default_data_dir
 
 
 def _serve(spec: LocalServiceSpec, log_dir: Path) -> Iterator[LocalService]:
@@ -32,11 +31,3 @@ def metrics_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSe
 def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
     """A real `hyoka-sandbox serve` on a free port (full isolation; it refuses to start without)."""
     yield from _serve(SANDBOX, tmp_path_factory.mktemp("sandbox-log"))
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    path = default_data_dir()
-    if not (path / "FEWSHOT.md").is_file():
-        pytest.fail(f"benchmark data not found at {path}; set HYOKA_DATA_DIR")
-    return path

@@ -11,17 +11,8 @@ from typer.testing import CliRunner
 from hyoka.orchestrator.cli import app
 from hyoka.orchestrator.services.local import free_port
 from hyoka.orchestrator.tasks import get_task
-from hyoka.orchestrator.tasks.datadir import default_data_dir
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = default_data_dir()
-    if not (path / "FEWSHOT.md").is_file():
-        pytest.fail(f"benchmark data not found at {path}; set HYOKA_DATA_DIR")
-    return path
 
 
 @pytest.fixture
