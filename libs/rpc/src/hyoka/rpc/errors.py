@@ -92,12 +92,14 @@ _CODE_NUMBERS: dict[grpc.StatusCode, int] = {
 }
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ServiceError) -> None:
-    await context.abort_with_status(error.to_status())
-
-
-async def _abort_internal(context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
-    log.exception("unexpected error in %s", method)
+async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], error: Exception, method: str) -> None:
+    """End the call for `error`: its own status for a ServiceError; INTERNAL, logged but not
+    sent, for anything unexpected. An abort already under way passes through."""
+    if isinstance(error, grpc.aio.AbortError):
+        raise error
+    if isinstance(error, ServiceError):
+        await context.abort_with_status(error.to_status())
+    log.exception("unexpected error in %s", method, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see the server log")
 
 
@@ -113,12 +115,8 @@ def handle_errors(method: F) -> F:
             try:
                 async for item in method(self, request, context):
                     yield item
-            except ServiceError as error:
-                await _abort(context, error)
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                await _abort_internal(context, name)
+            except Exception as error:
+                await _abort_for(context, error, name)
 
         return stream_wrapper  # type: ignore[return-value]
 
@@ -126,12 +124,8 @@ def handle_errors(method: F) -> F:
     async def unary_wrapper(self: Any, request: Any, context: Any) -> Any:
         try:
             return await method(self, request, context)
-        except ServiceError as error:
-            await _abort(context, error)
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            await _abort_internal(context, name)
+        except Exception as error:
+            await _abort_for(context, error, name)
 
     return unary_wrapper  # type: ignore[return-value]
 
