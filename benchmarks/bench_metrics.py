@@ -4,16 +4,18 @@ For char F1 (llm-jp-eval 1.3.0: fuzzywuzzy + python-Levenshtein), BLEU (sacreble
 ROUGE-2 (rouge_score with a MeCab tokenizer) on the same synthetic Japanese/English pairs
 (default 10,000), it measures items per second of:
 
-  reference   the reference implementation called directly, as the harness calls it
-  in-process  `hyoka.metrics.score` on the whole batch
-  in-proc/1k  `hyoka.metrics.score` on batches of --batch items (what one gRPC call does)
-  gRPC        `MetricsService.Score` on a `hyoka-metrics serve` subprocess over loopback,
-              batches of --batch items sent one after another
+  reference     the reference implementation called directly, as the harness calls it
+  in-process    `hyoka.metrics.score` on the whole batch
+  in-proc/1k    `hyoka.metrics.score` on batches of --batch items (what one gRPC call does)
+  gRPC items    `MetricsService.Score` on a `hyoka-metrics serve` subprocess over loopback, batches
+                of --batch items as ScoreItem messages, sent one after another
+  gRPC columns  the same with the batches in the columnar form (ScoreColumns)
+  gRPC stream   one `ScoreStream` call carrying the batches as ScoreColumns chunks
 
-and prints ratios: in-process / reference, and the gRPC overhead relative to in-process on the
-same batches (1 - gRPC / in-proc-1k) and relative to one whole batch. Each figure is the best of
---repeats runs, interleaved so that machine load hits every column alike; corpus scores are
-checked to agree before anything is reported.
+and prints ratios: in-process / reference, and each gRPC form's overhead relative to in-process
+on the same batches (1 - gRPC / in-proc/1k). Each figure is the best of --repeats runs,
+interleaved so that machine load hits every column alike; scores are checked to agree before
+anything is reported.
 
 Two tables: wall-clock items/s, and items per CPU-second (CPU time of this process, plus that of
 the server process for gRPC), which stays meaningful on a shared, loaded machine where wall-clock
@@ -49,7 +51,7 @@ from rouge_score import rouge_scorer
 from hyoka.metrics import Item, score
 from hyoka.metrics.server import TOKEN_ENVS
 from hyoka.metrics.synthetic import generate_pairs
-from hyoka.metrics.wire import items_to_proto
+from hyoka.metrics.wire import columns_to_proto, items_to_proto
 from hyoka.rpc.client import ChannelConfig, sync_channel
 from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
 
@@ -127,18 +129,21 @@ def _timed(fn: Callable[[], float], server_pid: int | None) -> tuple[float, floa
     return wall, cpu, value
 
 
-def _row(label: str, rate: dict[str, float]) -> str:
-    return (
-        f"{label:<22} {rate['reference']:>11,.0f} {rate['in-process']:>11,.0f}"
-        f" {rate['in-proc/1k']:>11,.0f} {rate['gRPC']:>11,.0f} {rate['in-process'] / rate['reference']:>11.2f}x"
-        f" {1 - rate['gRPC'] / rate['in-proc/1k']:>13.1%} {1 - rate['gRPC'] / rate['in-process']:>10.1%}"
-    )
+RUNS = ("reference", "in-process", "in-proc/1k", "gRPC items", "gRPC columns", "gRPC stream")
+GRPC_RUNS = RUNS[3:]
 
 
-HEADER = (
-    f"{'metric':<22} {'reference':>11} {'in-process':>11} {'in-proc/1k':>11} {'gRPC':>11}"
-    f" {'in-proc/ref':>12} {'gRPC overhead':>14} {'vs 1 batch':>11}"
-)
+def _table(title: str, rows: list[tuple[str, dict[str, float]]]) -> str:
+    """Items/s per run, then in-process / reference and each gRPC form's overhead."""
+    header = f"{'metric':<22}" + "".join(f"{name:>13}" for name in RUNS)
+    header += f"{'in-proc/ref':>13}" + "".join(f"{'ovh ' + name.split()[1]:>14}" for name in GRPC_RUNS)
+    lines = [f"## {title}", header, "-" * len(header)]
+    for label, rate in rows:
+        line = f"{label:<22}" + "".join(f"{rate[name]:>13,.0f}" for name in RUNS)
+        line += f"{rate['in-process'] / rate['reference']:>12.2f}x"
+        line += "".join(f"{1 - rate[name] / rate['in-proc/1k']:>14.1%}" for name in GRPC_RUNS)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -151,9 +156,16 @@ def main() -> int:
     pairs = generate_pairs(args.pairs, seed=1)
     items = [Item(p, (r,)) for p, r in pairs]
     batches = [items[i : i + args.batch] for i in range(0, len(items), args.batch)]
-    requests_by_case = {
+    item_requests = {
         case.metric: [
             metrics_pb2.ScoreRequest(metric=case.metric, options=case.options, items=items_to_proto(b)) for b in batches
+        ]
+        for case in CASES
+    }
+    column_requests = {
+        case.metric: [
+            metrics_pb2.ScoreRequest(metric=case.metric, options=case.options, columns=columns_to_proto(b))
+            for b in batches
         ]
         for case in CASES
     }
@@ -170,17 +182,16 @@ def main() -> int:
         grpc.channel_ready_future(channel).result(timeout=60)
         stub = metrics_pb2_grpc.MetricsServiceStub(channel)  # type: ignore[no-untyped-call]
         for case in CASES:  # warm the server (imports, MeCab dictionaries) before timing
-            stub.Score(requests_by_case[case.metric][0], timeout=120)
+            stub.Score(item_requests[case.metric][0], timeout=120)
 
         print(f"# hyoka metrics benchmark: {len(pairs):,} synthetic ja/en pairs, gRPC batches of {args.batch:,}")
         print(f"# {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} at start; best of {args.repeats} interleaved runs")  # fmt: skip
         wall_rows, cpu_rows = [], []
         for case in CASES:
-            best_wall = dict.fromkeys(("reference", "in-process", "in-proc/1k", "gRPC"), float("inf"))
+            best_wall = dict.fromkeys(RUNS, float("inf"))
             best_cpu = dict(best_wall)
             values: dict[str, float] = {}
-            requests = requests_by_case[case.metric]
 
             def in_one_batch(case: Case) -> float:
                 return score(case.metric, items, case.options).corpus_score
@@ -189,34 +200,49 @@ def main() -> int:
                 results = [score(case.metric, b, case.options) for b in batches]
                 return results[-1].corpus_score
 
-            def over_grpc(requests: list[metrics_pb2.ScoreRequest] = requests) -> float:
+            def one_call_per_batch(requests: list[metrics_pb2.ScoreRequest]) -> float:
                 responses = [stub.Score(r, timeout=600) for r in requests]
                 return float(responses[-1].corpus_score)
+
+            def one_stream(case: Case = case) -> float:
+                config = metrics_pb2.ScoreStreamConfig(metric=case.metric, options=case.options)
+                messages = [metrics_pb2.ScoreStreamRequest(config=config)]
+                messages += [
+                    metrics_pb2.ScoreStreamRequest(chunk=metrics_pb2.ScoreStreamChunk(columns=r.columns))
+                    for r in column_requests[case.metric]
+                ]
+                return float(stub.ScoreStream(iter(messages), timeout=600).corpus_score)
 
             runs: dict[str, Callable[[], float]] = {
                 "reference": functools.partial(case.reference, pairs),
                 "in-process": functools.partial(in_one_batch, case),
                 "in-proc/1k": in_batches,
-                "gRPC": over_grpc,
+                "gRPC items": functools.partial(one_call_per_batch, item_requests[case.metric]),
+                "gRPC columns": functools.partial(one_call_per_batch, column_requests[case.metric]),
+                "gRPC stream": one_stream,
             }
             for _ in range(args.repeats):
                 for name, run in runs.items():
-                    wall, cpu, value = _timed(run, server.pid if name == "gRPC" else None)
+                    wall, cpu, value = _timed(run, server.pid if name in GRPC_RUNS else None)
                     best_wall[name] = min(best_wall[name], wall)
                     best_cpu[name] = min(best_cpu[name], cpu)
                     values[name] = value
             if abs(values["reference"] - values["in-process"]) > 1e-9:
                 raise SystemExit(f"{case.label}: hyoka {values['in-process']} != reference {values['reference']}")
-            if values["in-proc/1k"] != values["gRPC"]:
-                raise SystemExit(f"{case.label}: gRPC {values['gRPC']} != in-process {values['in-proc/1k']}")
-            wall_rows.append(_row(case.label, {name: len(items) / s for name, s in best_wall.items()}))
-            cpu_rows.append(_row(case.label, {name: len(items) / s for name, s in best_cpu.items()}))
+            # the stream scores the whole batch; one call per batch ends with the last batch's score
+            for name, same_as in (
+                ("gRPC items", "in-proc/1k"),
+                ("gRPC columns", "in-proc/1k"),
+                ("gRPC stream", "in-process"),
+            ):
+                if values[name] != values[same_as]:
+                    raise SystemExit(f"{case.label}: {name} {values[name]} != {same_as} {values[same_as]}")
+            wall_rows.append((case.label, {name: len(items) / s for name, s in best_wall.items()}))
+            cpu_rows.append((case.label, {name: len(items) / s for name, s in best_cpu.items()}))
         for title, rows in (("wall-clock items/s", wall_rows), ("items per CPU-second", cpu_rows)):
-            print(f"\n## {title}")
-            print(HEADER)
-            print("-" * len(HEADER))
-            print("\n".join(rows))
-        print("\n# gRPC overhead = 1 - gRPC / in-proc/1k (same batches); 'vs 1 batch' = 1 - gRPC / in-process")
+            print()
+            print(_table(title, rows))
+        print("\n# ovh X = gRPC overhead of form X: 1 - (gRPC X items/s) / (in-proc/1k items/s), the same batches")
         print(f"# load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         channel.close()

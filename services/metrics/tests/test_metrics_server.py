@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from hyoka.metrics import Item, score
 from hyoka.metrics.server import MetricsServerConfig, start_metrics_server
-from hyoka.metrics.wire import items_to_proto, lenient_class
+from hyoka.metrics.wire import columns_to_proto, items_to_proto, lenient_class
 from hyoka.rpc.client import ChannelConfig, aio_channel
 from hyoka.rpc.errors import field_violations
 from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
@@ -94,6 +94,116 @@ async def test_score_stream_equals_one_batch(
     assert response.signature.text == expected.signature.text
 
 
+def _with_extra_references(pairs: list[tuple[str, str]]) -> list[Item]:
+    """Items with one reference, every seventh with three (the prediction itself among them)."""
+    return [Item(p, (r, "別の参照", p) if i % 7 == 3 else (r,)) for i, (p, r) in enumerate(pairs)]
+
+
+def _columns(metric: str, items: list[Item], **options: str) -> metrics_pb2.ScoreRequest:
+    return metrics_pb2.ScoreRequest(metric=metric, options=options, columns=columns_to_proto(items))
+
+
+async def test_columns_score_as_items_do(
+    stub: metrics_pb2_grpc.MetricsServiceStub, pairs: list[tuple[str, str]]
+) -> None:
+    for items in ([Item(p, (r,)) for p, r in pairs[:400]], _with_extra_references(pairs[:400])):
+        for metric, options in [
+            ("char_f1_fuzzywuzzy", {}),
+            ("bleu", {"tokenize": "ja-mecab"}),
+            ("rouge2", {"tokenizer": "mecab"}),
+            ("exact_match", {}),
+        ]:
+            expected = score(metric, items, options)
+            by_items = await stub.Score(_request(metric, items, **options), timeout=TIMEOUT)
+            by_columns = await stub.Score(_columns(metric, items, **options), timeout=TIMEOUT)
+            assert by_columns == by_items
+            assert by_columns.corpus_score == expected.corpus_score
+            assert list(by_columns.item_scores) == expected.item_scores
+            assert by_columns.signature.text == expected.signature.text
+
+
+async def test_score_stream_takes_columns_and_items_chunks(
+    stub: metrics_pb2_grpc.MetricsServiceStub, pairs: list[tuple[str, str]]
+) -> None:
+    items = _with_extra_references(pairs[:1200])
+    expected = score("char_f1_fuzzywuzzy", items, {})
+
+    async def requests() -> AsyncIterator[metrics_pb2.ScoreStreamRequest]:
+        yield metrics_pb2.ScoreStreamRequest(config=metrics_pb2.ScoreStreamConfig(metric="char_f1_fuzzywuzzy"))
+        for number, start in enumerate(range(0, len(items), 400)):
+            part = items[start : start + 400]
+            chunk = (
+                metrics_pb2.ScoreStreamChunk(columns=columns_to_proto(part))
+                if number != 1
+                else metrics_pb2.ScoreStreamChunk(items=items_to_proto(part))
+            )
+            yield metrics_pb2.ScoreStreamRequest(chunk=chunk)
+
+    response = await stub.ScoreStream(requests(), timeout=TIMEOUT)
+    assert response.corpus_score == expected.corpus_score
+    assert list(response.item_scores) == expected.item_scores
+
+
+def _both_forms() -> metrics_pb2.ScoreRequest:
+    request = _request("exact_match", [Item("a", ("a",))])
+    request.columns.predictions.append("b")
+    request.columns.references.append("b")
+    return request
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "code"),
+    [
+        (_both_forms(), "columns", grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            metrics_pb2.ScoreRequest(
+                metric="bleu", columns=metrics_pb2.ScoreColumns(predictions=["a", "b"], references=["a"])
+            ),
+            "columns.references",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            metrics_pb2.ScoreRequest(
+                metric="bleu",
+                columns=metrics_pb2.ScoreColumns(predictions=["a", "b"], references=["a", "b"], reference_counts=[2]),
+            ),
+            "columns.reference_counts",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            metrics_pb2.ScoreRequest(
+                metric="bleu",
+                columns=metrics_pb2.ScoreColumns(predictions=["a", "b"], references=["a"], reference_counts=[1, 0]),
+            ),
+            "columns.reference_counts[1]",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            _columns("exact_match_mgsm", [Item("1", ("1",)), Item("2", ("2", "two"))]),
+            "columns.references[2]",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            _columns("exact_match", [Item("a", ("a",)), Item("b", ("b", "x" * 200_001))]),
+            "columns.references[2]",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (_columns("pass_at_k", [Item("a", ("a",))], k="1"), "columns", grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            metrics_pb2.ScoreRequest(metric="bleu", columns=metrics_pb2.ScoreColumns()),
+            "columns.predictions",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (_columns("exact_match", [Item("a", ("a",))] * 501), "columns.predictions", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ],
+)
+async def test_bad_columns_name_the_field(
+    stub: metrics_pb2_grpc.MetricsServiceStub, request_: metrics_pb2.ScoreRequest, field: str, code: grpc.StatusCode
+) -> None:
+    await _expect_invalid(stub.Score(request_, timeout=TIMEOUT), field, code)
+    await _still_serving(stub)
+
+
 async def test_pass_at_k_over_grpc(stub: metrics_pb2_grpc.MetricsServiceStub) -> None:
     request = metrics_pb2.ScoreRequest(metric="pass_at_k", options={"k": "1"})
     request.items.add(pass_counts=metrics_pb2.PassCounts(total=10, correct=3))
@@ -154,6 +264,7 @@ async def test_oversize_text_is_invalid(stub: metrics_pb2_grpc.MetricsServiceStu
     [
         (lambda r: r.items.add(prediction=b"ok\xff", references=[b"ok"]), "items[1].prediction"),
         (lambda r: r.items.add(prediction=b"ok", references=[b"ok", b"\xe3\x81"]), "items[1].references[1]"),
+        (lambda r: r.columns.predictions.extend([b"ok", b"\xffok"]), "columns.predictions[1]"),
         (lambda r: setattr(r, "metric", b"bl\xc3eu"), "metric"),
         (lambda r: r.options.add(key=b"tokenize", value=b"\xff"), "options.tokenize"),
     ],
@@ -212,6 +323,17 @@ async def test_stream_errors(stub: metrics_pb2_grpc.MetricsServiceStub, metrics_
         raw_first = raw()
         raw_first.chunk.items.add(prediction=b"a", references=[b"a"])
         await _expect_invalid(call(stream(raw_config, raw_first, bad_chunk), timeout=TIMEOUT), "items[2].prediction")
+        # and in columns: references count across the stream's column chunks
+        columns_first = raw()
+        columns_first.chunk.columns.predictions.extend([b"a", b"b"])
+        columns_first.chunk.columns.references.extend([b"a", b"b", b"c"])
+        columns_first.chunk.columns.reference_counts.extend([1, 2])
+        bad_columns = raw()
+        bad_columns.chunk.columns.predictions.extend([b"a", b"b"])
+        bad_columns.chunk.columns.references.extend([b"a", b"\xe3"])
+        await _expect_invalid(
+            call(stream(raw_config, raw_first, columns_first, bad_columns), timeout=TIMEOUT), "columns.references[4]"
+        )
     await _still_serving(stub)
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from hyoka.v1 import common_pb2 as hyoka_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hyoka/v1/metrics.proto\x12\x08hyoka.v1\x1a\x15hyoka/v1/common.proto\"^\n\tScoreItem\x12\x12\n\nprediction\x18\x01 \x01(\t\x12\x12\n\nreferences\x18\x02 \x03(\t\x12)\n\x0bpass_counts\x18\x03 \x01(\x0b\x32\x14.hyoka.v1.PassCounts\",\n\nPassCounts\x12\r\n\x05total\x18\x01 \x01(\r\x12\x0f\n\x07\x63orrect\x18\x02 \x01(\r\"\xa8\x01\n\x0cScoreRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x34\n\x07options\x18\x02 \x03(\x0b\x32#.hyoka.v1.ScoreRequest.OptionsEntry\x12\"\n\x05items\x18\x03 \x03(\x0b\x32\x13.hyoka.v1.ScoreItem\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x01\n\rScoreResponse\x12\x14\n\x0c\x63orpus_score\x18\x01 \x01(\x01\x12\x13\n\x0bitem_scores\x18\x02 \x03(\x01\x12+\n\tsignature\x18\x03 \x01(\x0b\x32\x18.hyoka.v1.ScoreSignature\x12\x35\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32$.hyoka.v1.ScoreResponse.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8e\x01\n\x11ScoreStreamConfig\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x39\n\x07options\x18\x02 \x03(\x0b\x32(.hyoka.v1.ScoreStreamConfig.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\x10ScoreStreamChunk\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.hyoka.v1.ScoreItem\"x\n\x12ScoreStreamRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.hyoka.v1.ScoreStreamConfigH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.hyoka.v1.ScoreStreamChunkH\x00\x42\x06\n\x04kind\"\xda\x01\n\x13ScoreStreamResponse\x12\x14\n\x0c\x63orpus_score\x18\x01 \x01(\x01\x12\x13\n\x0bitem_scores\x18\x02 \x03(\x01\x12+\n\tsignature\x18\x03 \x01(\x0b\x32\x18.hyoka.v1.ScoreSignature\x12;\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32*.hyoka.v1.ScoreStreamResponse.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x14\n\x12ListMetricsRequest\"`\n\x0cMetricOption\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x15\n\rdefault_value\x18\x03 \x01(\t\x12\x16\n\x0e\x61llowed_values\x18\x04 \x03(\t\"n\n\nMetricInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x07options\x18\x03 \x03(\x0b\x32\x16.hyoka.v1.MetricOption\x12\x14\n\x0c\x63orpus_level\x18\x04 \x01(\x08\"\x9f\x01\n\x13ListMetricsResponse\x12%\n\x07metrics\x18\x01 \x03(\x0b\x32\x14.hyoka.v1.MetricInfo\x12.\n\ncomponents\x18\x02 \x03(\x0b\x32\x1a.hyoka.v1.ComponentVersion\x12\x17\n\x0fmax_batch_items\x18\x03 \x01(\r\x12\x18\n\x10max_stream_items\x18\x04 \x01(\r2\xe4\x01\n\x0eMetricsService\x12\x38\n\x05Score\x12\x16.hyoka.v1.ScoreRequest\x1a\x17.hyoka.v1.ScoreResponse\x12L\n\x0bScoreStream\x12\x1c.hyoka.v1.ScoreStreamRequest\x1a\x1d.hyoka.v1.ScoreStreamResponse(\x01\x12J\n\x0bListMetrics\x12\x1c.hyoka.v1.ListMetricsRequest\x1a\x1d.hyoka.v1.ListMetricsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hyoka/v1/metrics.proto\x12\x08hyoka.v1\x1a\x15hyoka/v1/common.proto\"^\n\tScoreItem\x12\x12\n\nprediction\x18\x01 \x01(\t\x12\x12\n\nreferences\x18\x02 \x03(\t\x12)\n\x0bpass_counts\x18\x03 \x01(\x0b\x32\x14.hyoka.v1.PassCounts\",\n\nPassCounts\x12\r\n\x05total\x18\x01 \x01(\r\x12\x0f\n\x07\x63orrect\x18\x02 \x01(\r\"Q\n\x0cScoreColumns\x12\x13\n\x0bpredictions\x18\x01 \x03(\t\x12\x12\n\nreferences\x18\x02 \x03(\t\x12\x18\n\x10reference_counts\x18\x03 \x03(\r\"\xd1\x01\n\x0cScoreRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x34\n\x07options\x18\x02 \x03(\x0b\x32#.hyoka.v1.ScoreRequest.OptionsEntry\x12\"\n\x05items\x18\x03 \x03(\x0b\x32\x13.hyoka.v1.ScoreItem\x12\'\n\x07\x63olumns\x18\x04 \x01(\x0b\x32\x16.hyoka.v1.ScoreColumns\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x01\n\rScoreResponse\x12\x14\n\x0c\x63orpus_score\x18\x01 \x01(\x01\x12\x13\n\x0bitem_scores\x18\x02 \x03(\x01\x12+\n\tsignature\x18\x03 \x01(\x0b\x32\x18.hyoka.v1.ScoreSignature\x12\x35\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32$.hyoka.v1.ScoreResponse.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8e\x01\n\x11ScoreStreamConfig\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x39\n\x07options\x18\x02 \x03(\x0b\x32(.hyoka.v1.ScoreStreamConfig.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\x10ScoreStreamChunk\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.hyoka.v1.ScoreItem\x12\'\n\x07\x63olumns\x18\x02 \x01(\x0b\x32\x16.hyoka.v1.ScoreColumns\"x\n\x12ScoreStreamRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.hyoka.v1.ScoreStreamConfigH\x00\x12+\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1a.hyoka.v1.ScoreStreamChunkH\x00\x42\x06\n\x04kind\"\xda\x01\n\x13ScoreStreamResponse\x12\x14\n\x0c\x63orpus_score\x18\x01 \x01(\x01\x12\x13\n\x0bitem_scores\x18\x02 \x03(\x01\x12+\n\tsignature\x18\x03 \x01(\x0b\x32\x18.hyoka.v1.ScoreSignature\x12;\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32*.hyoka.v1.ScoreStreamResponse.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x14\n\x12ListMetricsRequest\"`\n\x0cMetricOption\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x15\n\rdefault_value\x18\x03 \x01(\t\x12\x16\n\x0e\x61llowed_values\x18\x04 \x03(\t\"n\n\nMetricInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x07options\x18\x03 \x03(\x0b\x32\x16.hyoka.v1.MetricOption\x12\x14\n\x0c\x63orpus_level\x18\x04 \x01(\x08\"\x9f\x01\n\x13ListMetricsResponse\x12%\n\x07metrics\x18\x01 \x03(\x0b\x32\x14.hyoka.v1.MetricInfo\x12.\n\ncomponents\x18\x02 \x03(\x0b\x32\x1a.hyoka.v1.ComponentVersion\x12\x17\n\x0fmax_batch_items\x18\x03 \x01(\r\x12\x18\n\x10max_stream_items\x18\x04 \x01(\r2\xe4\x01\n\x0eMetricsService\x12\x38\n\x05Score\x12\x16.hyoka.v1.ScoreRequest\x1a\x17.hyoka.v1.ScoreResponse\x12L\n\x0bScoreStream\x12\x1c.hyoka.v1.ScoreStreamRequest\x1a\x1d.hyoka.v1.ScoreStreamResponse(\x01\x12J\n\x0bListMetrics\x12\x1c.hyoka.v1.ListMetricsRequest\x1a\x1d.hyoka.v1.ListMetricsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,34 +44,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOREITEM']._serialized_end=153
   _globals['_PASSCOUNTS']._serialized_start=155
   _globals['_PASSCOUNTS']._serialized_end=199
-  _globals['_SCOREREQUEST']._serialized_start=202
-  _globals['_SCOREREQUEST']._serialized_end=370
-  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_start=324
-  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_end=370
-  _globals['_SCORERESPONSE']._serialized_start=373
-  _globals['_SCORERESPONSE']._serialized_end=579
-  _globals['_SCORERESPONSE_DETAILSENTRY']._serialized_start=533
-  _globals['_SCORERESPONSE_DETAILSENTRY']._serialized_end=579
-  _globals['_SCORESTREAMCONFIG']._serialized_start=582
-  _globals['_SCORESTREAMCONFIG']._serialized_end=724
-  _globals['_SCORESTREAMCONFIG_OPTIONSENTRY']._serialized_start=324
-  _globals['_SCORESTREAMCONFIG_OPTIONSENTRY']._serialized_end=370
-  _globals['_SCORESTREAMCHUNK']._serialized_start=726
-  _globals['_SCORESTREAMCHUNK']._serialized_end=780
-  _globals['_SCORESTREAMREQUEST']._serialized_start=782
-  _globals['_SCORESTREAMREQUEST']._serialized_end=902
-  _globals['_SCORESTREAMRESPONSE']._serialized_start=905
-  _globals['_SCORESTREAMRESPONSE']._serialized_end=1123
-  _globals['_SCORESTREAMRESPONSE_DETAILSENTRY']._serialized_start=533
-  _globals['_SCORESTREAMRESPONSE_DETAILSENTRY']._serialized_end=579
-  _globals['_LISTMETRICSREQUEST']._serialized_start=1125
-  _globals['_LISTMETRICSREQUEST']._serialized_end=1145
-  _globals['_METRICOPTION']._serialized_start=1147
-  _globals['_METRICOPTION']._serialized_end=1243
-  _globals['_METRICINFO']._serialized_start=1245
-  _globals['_METRICINFO']._serialized_end=1355
-  _globals['_LISTMETRICSRESPONSE']._serialized_start=1358
-  _globals['_LISTMETRICSRESPONSE']._serialized_end=1517
-  _globals['_METRICSSERVICE']._serialized_start=1520
-  _globals['_METRICSSERVICE']._serialized_end=1748
+  _globals['_SCORECOLUMNS']._serialized_start=201
+  _globals['_SCORECOLUMNS']._serialized_end=282
+  _globals['_SCOREREQUEST']._serialized_start=285
+  _globals['_SCOREREQUEST']._serialized_end=494
+  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_start=448
+  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_end=494
+  _globals['_SCORERESPONSE']._serialized_start=497
+  _globals['_SCORERESPONSE']._serialized_end=703
+  _globals['_SCORERESPONSE_DETAILSENTRY']._serialized_start=657
+  _globals['_SCORERESPONSE_DETAILSENTRY']._serialized_end=703
+  _globals['_SCORESTREAMCONFIG']._serialized_start=706
+  _globals['_SCORESTREAMCONFIG']._serialized_end=848
+  _globals['_SCORESTREAMCONFIG_OPTIONSENTRY']._serialized_start=448
+  _globals['_SCORESTREAMCONFIG_OPTIONSENTRY']._serialized_end=494
+  _globals['_SCORESTREAMCHUNK']._serialized_start=850
+  _globals['_SCORESTREAMCHUNK']._serialized_end=945
+  _globals['_SCORESTREAMREQUEST']._serialized_start=947
+  _globals['_SCORESTREAMREQUEST']._serialized_end=1067
+  _globals['_SCORESTREAMRESPONSE']._serialized_start=1070
+  _globals['_SCORESTREAMRESPONSE']._serialized_end=1288
+  _globals['_SCORESTREAMRESPONSE_DETAILSENTRY']._serialized_start=657
+  _globals['_SCORESTREAMRESPONSE_DETAILSENTRY']._serialized_end=703
+  _globals['_LISTMETRICSREQUEST']._serialized_start=1290
+  _globals['_LISTMETRICSREQUEST']._serialized_end=1310
+  _globals['_METRICOPTION']._serialized_start=1312
+  _globals['_METRICOPTION']._serialized_end=1408
+  _globals['_METRICINFO']._serialized_start=1410
+  _globals['_METRICINFO']._serialized_end=1520
+  _globals['_LISTMETRICSRESPONSE']._serialized_start=1523
+  _globals['_LISTMETRICSRESPONSE']._serialized_end=1682
+  _globals['_METRICSSERVICE']._serialized_start=1685
+  _globals['_METRICSSERVICE']._serialized_end=1913
 # @@protoc_insertion_point(module_scope)

@@ -25,8 +25,18 @@ class PassCounts(_message.Message):
     correct: int
     def __init__(self, total: _Optional[int] = ..., correct: _Optional[int] = ...) -> None: ...
 
+class ScoreColumns(_message.Message):
+    __slots__ = ("predictions", "references", "reference_counts")
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    predictions: _containers.RepeatedScalarFieldContainer[str]
+    references: _containers.RepeatedScalarFieldContainer[str]
+    reference_counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, predictions: _Optional[_Iterable[str]] = ..., references: _Optional[_Iterable[str]] = ..., reference_counts: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class ScoreRequest(_message.Message):
-    __slots__ = ("metric", "options", "items")
+    __slots__ = ("metric", "options", "items", "columns")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,10 +47,12 @@ class ScoreRequest(_message.Message):
     METRIC_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     metric: str
     options: _containers.ScalarMap[str, str]
     items: _containers.RepeatedCompositeFieldContainer[ScoreItem]
-    def __init__(self, metric: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., items: _Optional[_Iterable[_Union[ScoreItem, _Mapping]]] = ...) -> None: ...
+    columns: ScoreColumns
+    def __init__(self, metric: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., items: _Optional[_Iterable[_Union[ScoreItem, _Mapping]]] = ..., columns: _Optional[_Union[ScoreColumns, _Mapping]] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("corpus_score", "item_scores", "signature", "details")
@@ -77,10 +89,12 @@ class ScoreStreamConfig(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScoreStreamChunk(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "columns")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[ScoreItem]
-    def __init__(self, items: _Optional[_Iterable[_Union[ScoreItem, _Mapping]]] = ...) -> None: ...
+    columns: ScoreColumns
+    def __init__(self, items: _Optional[_Iterable[_Union[ScoreItem, _Mapping]]] = ..., columns: _Optional[_Union[ScoreColumns, _Mapping]] = ...) -> None: ...
 
 class ScoreStreamRequest(_message.Message):
     __slots__ = ("config", "chunk")

@@ -45,11 +45,11 @@ class MetricsClient(ServiceClient):
         size = await self.max_batch_items()
         out: list[TextScore] = []
         for start in range(0, len(predictions), size):
-            items = [
-                metrics_pb2.ScoreItem(prediction=p, references=list(r))
-                for p, r in zip(predictions[start : start + size], references[start : start + size], strict=True)
-            ]
-            request = metrics_pb2.ScoreRequest(metric=metric, options=options or {}, items=items)
+            request = metrics_pb2.ScoreRequest(
+                metric=metric,
+                options=options or {},
+                columns=_columns(predictions[start : start + size], references[start : start + size]),
+            )
             try:
                 reply = await self._stub.Score(request, timeout=self.timeout)
             except grpc.aio.AioRpcError as e:
@@ -61,3 +61,11 @@ class MetricsClient(ServiceClient):
         if not predictions:
             return []
         return await self.score(CHAR_F1, predictions, [[r] for r in references])
+
+
+def _columns(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> metrics_pb2.ScoreColumns:
+    """The batch in the columnar form (cheaper to build and to parse than one message per item)."""
+    columns = metrics_pb2.ScoreColumns(predictions=predictions, references=[r for refs in references for r in refs])
+    if any(len(refs) != 1 for refs in references):
+        columns.reference_counts.extend(len(refs) for refs in references)
+    return columns

@@ -55,18 +55,14 @@ class MetricsScorer:
         """Raise MetricError naming the first bad item (indices count from `offset`). A payload of
         at most `max_text_chars` bytes cannot hold an over-long text, so lengths go unchecked then."""
         limit = self.limits.max_text_chars
-        check_lengths = payload_bytes is None or payload_bytes > limit
-        for position, item in enumerate(items):
-            index = offset + position
-            if not check_lengths:
-                metric.check_item(index, item)
-                continue
-            if len(item.prediction) > limit:
-                raise MetricError(f"items[{index}].prediction", f"{len(item.prediction)} characters exceed {limit}")
-            for j, ref in enumerate(item.references):
-                if len(ref) > limit:
-                    raise MetricError(f"items[{index}].references[{j}]", f"{len(ref)} characters exceed {limit}")
-            metric.check_item(index, item)
+        if payload_bytes is None or payload_bytes > limit:
+            for index, item in enumerate(items, start=offset):
+                if len(item.prediction) > limit:
+                    raise MetricError(f"items[{index}].prediction", f"{len(item.prediction)} characters exceed {limit}")
+                for j, ref in enumerate(item.references):
+                    if len(ref) > limit:
+                        raise MetricError(f"items[{index}].references[{j}]", f"{len(ref)} characters exceed {limit}")
+        metric.check_items(items, offset)
 
     def check_batch_size(self, count: int, *, stream: bool) -> None:
         limit = self.limits.max_stream_items if stream else self.limits.max_batch_items
@@ -74,63 +70,68 @@ class MetricsScorer:
             hint = "" if stream else "; send larger batches with ScoreStream"
             raise BatchTooLarge("items", count, limit, hint)
 
-    async def prepare(
+    async def score_converted(
+        self, metric: Metric, convert: Callable[[], list[Item]], *, payload_bytes: int | None = None
+    ) -> ScoreResult:
+        """Score one request's batch: items built from the wire messages by `convert`, checked,
+        scored chunk by chunk on the pool, aggregated."""
+        scores, aggregated = await self._score(metric, convert, offset=0, payload_bytes=payload_bytes, finish=True)
+        assert aggregated is not None
+        corpus, details = aggregated
+        return ScoreResult(corpus, scores.scores, metric.signature(scores), details)
+
+    async def score_chunk(
+        self, metric: Metric, convert: Callable[[], list[Item]], *, offset: int, payload_bytes: int | None = None
+    ) -> ItemScores:
+        """Item scores of one chunk of a stream whose earlier chunks held `offset` items."""
+        scores, _ = await self._score(metric, convert, offset=offset, payload_bytes=payload_bytes, finish=False)
+        return scores
+
+    async def _score(
         self,
         metric: Metric,
         convert: Callable[[], list[Item]],
         *,
-        offset: int = 0,
-        payload_bytes: int | None = None,
-    ) -> list[Item]:
-        """Build domain items from wire messages (`convert`) and check them, on the pool with the
-        garbage collector paused: that is per-item work too, and keeps the event loop free."""
-
-        def work() -> list[Item]:
-            with gc_paused():
-                items = convert()
-                self.check_items(metric, items, offset, payload_bytes=payload_bytes)
-                return items
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
-
-    async def score_converted(
-        self, metric: Metric, convert: Callable[[], list[Item]], *, payload_bytes: int | None = None
-    ) -> ScoreResult:
-        """Score one request's items with one pool task per chunk: the first task also builds the
-        items from the wire messages (`convert`) and checks them, the last also aggregates, so the
-        common one-chunk batch costs a single thread hand-off."""
+        offset: int,
+        payload_bytes: int | None,
+        finish: bool,
+    ) -> tuple[ItemScores, tuple[float, dict[str, float]] | None]:
+        """One pool task per `chunk_items` items, with the collector paused: the first task also
+        builds the items (`convert`) and checks them, the last also frees them and, with `finish`,
+        aggregates; so the common one-chunk batch costs a single thread hand-off."""
         loop = asyncio.get_running_loop()
         step = self.limits.chunk_items
         items: list[Item] = []
         scores = ItemScores([])
+        aggregated: tuple[float, dict[str, float]] | None = None
 
-        def run_chunk(start: int) -> tuple[float, dict[str, float]] | None:
-            nonlocal items
+        def run_chunk(start: int) -> bool:
+            """Score items[start:start + step]; True when that was the last chunk."""
+            nonlocal items, aggregated
             with gc_paused():
                 if start == 0:
                     items = convert()
-                    if not items:
+                    if finish and not items:
                         raise MetricError("items", "the batch is empty")
-                    self.check_batch_size(len(items), stream=False)
-                    self.check_items(metric, items, payload_bytes=payload_bytes)
-                scores.extend(metric.score_items(items[start : start + step]))
-                return metric.aggregate(scores) if start + step >= len(items) else None
+                    self.check_items(metric, items, offset, payload_bytes=payload_bytes)
+                if items:
+                    scores.extend(metric.score_items(items[start : start + step]))
+                if start + step < len(items):
+                    return False
+                # Free the items while the collector is still paused: a collection over them
+                # after the pause costs more than their deallocation here.
+                items = []
+                if finish:
+                    aggregated = metric.aggregate(scores)
+                return True
 
         start = 0
-        while (aggregated := await loop.run_in_executor(self._pool, run_chunk, start)) is None:
+        while not await loop.run_in_executor(self._pool, run_chunk, start):
             start += step
-        corpus, details = aggregated
-        return ScoreResult(corpus, scores.scores, metric.signature(scores), details)
-
-    async def score_items(self, metric: Metric, items: Sequence[Item]) -> ItemScores:
-        loop = asyncio.get_running_loop()
-        scores = ItemScores([])
-        step = self.limits.chunk_items
-        for start in range(0, len(items), step):
-            scores.extend(await loop.run_in_executor(self._pool, metric.score_chunk, items[start : start + step]))
-        return scores
+        return scores, aggregated
 
     async def finish(self, metric: Metric, scores: ItemScores) -> ScoreResult:
+        """The result of a stream whose chunks' item scores were gathered in `scores`."""
         if not scores.scores:
             raise MetricError("items", "the batch is empty")
         loop = asyncio.get_running_loop()

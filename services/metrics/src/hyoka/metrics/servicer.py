@@ -14,7 +14,7 @@ from hyoka.metrics.base import ItemScores, Metric, MetricError
 from hyoka.metrics.registry import METRICS
 from hyoka.metrics.service import BatchTooLarge, MetricsScorer
 from hyoka.metrics.signature import package_version
-from hyoka.metrics.wire import InvalidPayload, fill_result, items_from_proto
+from hyoka.metrics.wire import InvalidPayload, WireBatch, fill_result
 from hyoka.rpc.errors import InvalidArgument, ResourceExhausted, handle_errors
 from hyoka.v1 import common_pb2, metrics_pb2, metrics_pb2_grpc
 
@@ -33,20 +33,27 @@ COMPONENTS = (
     "numpy",
 )
 
-_CHUNK_ITEM = re.compile(r"^chunk\.items\[(\d+)\]")
+_CHUNK_FIELD = re.compile(r"^chunk\.(items|columns\.predictions|columns\.references)\[(\d+)\]")
 
 
-def _global_item_path(field: str, offset: int) -> str:
-    """'chunk.items[2].prediction' of a chunk starting at item `offset` -> 'items[offset+2].prediction'."""
-    return _CHUNK_ITEM.sub(lambda m: f"items[{offset + int(m[1])}]", field)
+def _stream_field(field: str, first_item: int, first_reference: int) -> str:
+    """A chunk-local field ('chunk.items[2].prediction', 'chunk.columns.references[5]') with indices
+    counted across the stream: items from `first_item`, column references from `first_reference`."""
+
+    def globalise(match: re.Match[str]) -> str:
+        first = first_reference if match[1] == "columns.references" else first_item
+        return f"{match[1]}[{first + int(match[2])}]"
+
+    return _CHUNK_FIELD.sub(globalise, field)
 
 
 def _invalid(error: MetricError, prefix: str = "") -> InvalidArgument:
     return InvalidArgument(prefix + error.field, error.description)
 
 
-def _too_large(error: BatchTooLarge) -> ResourceExhausted:
-    return ResourceExhausted(str(error), [(error.field, error.description)])
+def _too_large(error: BatchTooLarge, batch: WireBatch) -> ResourceExhausted:
+    field = "columns.predictions" if batch.is_columns else error.field
+    return ResourceExhausted(f"{field}: {error.description}", [(field, error.description)])
 
 
 class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
@@ -63,21 +70,28 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def Score(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> metrics_pb2.ScoreResponse:  # noqa: N802
         if isinstance(request, InvalidPayload):
             raise InvalidArgument.of(request.violations)
+        batch = self._batch(request)
         try:
-            self._scorer.check_batch_size(len(request.items), stream=False)
+            self._scorer.check_batch_size(len(batch), stream=False)
         except BatchTooLarge as error:
-            raise _too_large(error) from None
+            raise _too_large(error, batch) from None
         metric = self._metric(request.metric, request.options)
-        pass_counts = not metric.needs_references
         try:
             result = await self._scorer.score_converted(
                 metric,
-                functools.partial(items_from_proto, request.items, pass_counts=pass_counts),
+                functools.partial(batch.to_items, pass_counts=not metric.needs_references),
                 payload_bytes=request.ByteSize(),
             )
         except MetricError as error:
-            raise _invalid(error) from None
+            raise InvalidArgument(batch.request_field(error.field), error.description) from None
         return fill_result(metrics_pb2.ScoreResponse(), result)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _batch(message: Any, first_item: int = 0, first_reference: int = 0) -> WireBatch:
+        try:
+            return WireBatch.of(message, first_item=first_item, first_reference=first_reference)
+        except MetricError as error:
+            raise _invalid(error) from None
 
     @handle_errors
     async def ScoreStream(  # noqa: N802
@@ -85,10 +99,10 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     ) -> metrics_pb2.ScoreStreamResponse:
         metric: Metric | None = None
         scores = ItemScores([])
-        count = 0
+        count = references = 0  # items so far, and references sent in columns so far
         async for message in request_iterator:
             if isinstance(message, InvalidPayload):
-                raise InvalidArgument.of([(_global_item_path(f, count), d) for f, d in message.violations])
+                raise InvalidArgument.of([(_stream_field(f, count, references), d) for f, d in message.violations])
             kind = message.WhichOneof("kind")
             if metric is None:
                 if kind != "config":
@@ -97,22 +111,23 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
                 continue
             if kind != "chunk":
                 raise InvalidArgument("config", "only the first message may carry config")
-            chunk = message.chunk.items
-            pass_counts = not metric.needs_references
+            batch = self._batch(message.chunk, count, references)
             try:
-                self._scorer.check_batch_size(count + len(chunk), stream=True)
-                items = await self._scorer.prepare(
-                    metric,
-                    functools.partial(items_from_proto, chunk, pass_counts=pass_counts),
-                    offset=count,
-                    payload_bytes=message.ByteSize(),
+                self._scorer.check_batch_size(count + len(batch), stream=True)
+                scores.extend(
+                    await self._scorer.score_chunk(
+                        metric,
+                        functools.partial(batch.to_items, pass_counts=not metric.needs_references),
+                        offset=count,
+                        payload_bytes=message.ByteSize(),
+                    )
                 )
             except BatchTooLarge as error:
-                raise _too_large(error) from None
+                raise _too_large(error, batch) from None
             except MetricError as error:
-                raise _invalid(error) from None
-            count += len(items)
-            scores.extend(await self._scorer.score_items(metric, items))
+                raise InvalidArgument(batch.request_field(error.field), error.description) from None
+            count += len(batch)
+            references += batch.reference_count
         if metric is None:
             raise InvalidArgument("config", "the stream ended before its config message")
         try:

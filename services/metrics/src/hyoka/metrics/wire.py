@@ -11,7 +11,9 @@ maps are plain repeated entries), finds the first field that is not UTF-8, and h
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import itertools
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -20,7 +22,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from hyoka.metrics.base import Item, ScoreResult
+from hyoka.metrics.base import Item, MetricError, ScoreResult
 from hyoka.v1 import common_pb2, metrics_pb2, metrics_pb2_grpc
 
 SERVICE_NAME = "hyoka.v1.MetricsService"
@@ -153,6 +155,94 @@ def items_from_proto(items: Any, *, pass_counts: bool = True) -> list[Item]:
     ]
 
 
+_ITEM_FIELD = re.compile(r"^items\[(\d+)\](?:\.(prediction|references)(?:\[(\d+)\])?)?$")
+
+
+class WireBatch:
+    """One batch (a Score request, or a chunk of a stream) as it came on the wire: ScoreItem
+    messages or ScoreColumns. Converts to domain items on demand and names the request field behind
+    a domain error ("items[3].references[1]" of a columns batch is "columns.references[k]").
+
+    `first_item` and `first_reference` are the stream-wide indices of this chunk's first item and
+    first column reference, so that indices in errors count across a stream."""
+
+    def __init__(
+        self, items: Any, columns: Any, *, has_columns: bool, first_item: int = 0, first_reference: int = 0
+    ) -> None:
+        if has_columns and len(items):
+            raise MetricError("columns", "send the batch in items or in columns, not both")
+        self._items = items
+        self._columns = columns if has_columns else None
+        self.first_item = first_item
+        self.first_reference = first_reference
+        self.reference_count = len(columns.references) if has_columns else 0
+        self._reference_starts: list[int] | None = None  # per item, when reference_counts is set
+
+    @classmethod
+    def of(cls, message: Any, *, first_item: int = 0, first_reference: int = 0) -> WireBatch:
+        """The batch of a ScoreRequest or ScoreStreamChunk."""
+        return cls(
+            message.items,
+            message.columns,
+            has_columns=message.HasField("columns"),
+            first_item=first_item,
+            first_reference=first_reference,
+        )
+
+    @property
+    def is_columns(self) -> bool:
+        return self._columns is not None
+
+    def __len__(self) -> int:
+        return len(self._columns.predictions) if self._columns is not None else len(self._items)
+
+    def to_items(self, *, pass_counts: bool = True) -> list[Item]:
+        if self._columns is None:
+            return items_from_proto(self._items, pass_counts=pass_counts)
+        if pass_counts:
+            raise MetricError("columns", "pass_at_k reads ScoreItem.pass_counts; send this batch in items")
+        return self._items_from_columns(self._columns)
+
+    def _items_from_columns(self, columns: Any) -> list[Item]:
+        predictions = list(columns.predictions)
+        references = list(columns.references)
+        counts = list(columns.reference_counts)
+        if not counts:
+            if len(references) != len(predictions):
+                raise MetricError(
+                    "columns.references",
+                    f"{len(references)} references for {len(predictions)} predictions"
+                    " (one each unless reference_counts says otherwise)",
+                )
+            return [Item(p, (r,)) for p, r in zip(predictions, references, strict=True)]
+        if len(counts) != len(predictions):
+            raise MetricError("columns.reference_counts", f"{len(counts)} counts for {len(predictions)} predictions")
+        if (total := sum(counts)) != len(references):
+            raise MetricError(
+                "columns.references", f"reference_counts add up to {total}, but {len(references)} references were sent"
+            )
+        starts = [0, *itertools.accumulate(counts)]
+        self._reference_starts = starts
+        return [Item(p, tuple(references[a:b])) for p, a, b in zip(predictions, starts, starts[1:], strict=False)]
+
+    def request_field(self, field: str) -> str:
+        """The request field behind a domain error's field (items[i]... with stream-wide i)."""
+        if self._columns is None:
+            return field
+        if field == "items":
+            return "columns.predictions"
+        if (match := _ITEM_FIELD.match(field)) is None:
+            return field
+        index, part, reference = int(match[1]), match[2], match[3]
+        local = index - self.first_item
+        if part == "references" and reference is not None:
+            start = self._reference_starts[local] if self._reference_starts else local
+            return f"columns.references[{self.first_reference + start + int(reference)}]"
+        if part == "references":
+            return f"columns.reference_counts[{index}]"
+        return f"columns.predictions[{index}]"
+
+
 def items_to_proto(items: list[Item]) -> list[metrics_pb2.ScoreItem]:
     out = []
     for item in items:
@@ -161,6 +251,17 @@ def items_to_proto(items: list[Item]) -> list[metrics_pb2.ScoreItem]:
             message.pass_counts.total, message.pass_counts.correct = item.pass_counts
         out.append(message)
     return out
+
+
+def columns_to_proto(items: Sequence[Item]) -> metrics_pb2.ScoreColumns:
+    """The columnar form of text items (`reference_counts` only when an item has other than one)."""
+    columns = metrics_pb2.ScoreColumns(
+        predictions=[item.prediction for item in items],
+        references=[reference for item in items for reference in item.references],
+    )
+    if any(len(item.references) != 1 for item in items):
+        columns.reference_counts.extend(len(item.references) for item in items)
+    return columns
 
 
 def fill_result(response: Any, result: ScoreResult) -> Any:
