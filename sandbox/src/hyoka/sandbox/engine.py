@@ -296,22 +296,30 @@ class Engine:
         sandbox.ready_sock.close()
         if runner_pid is None:
             return False
-        layout = None if self.config.insecure else self.capabilities.cgroups
-        if layout is not None:
-            # "pool-" while it waits; renamed "run-" when it gets its program (outside observers
-            # and tests tell waiting sandboxes from runs by the name).
-            name = f"pool-{os.getpid()}-{next(self._run_ids)}"
-            try:
-                sandbox.cgroup = await self._loop.run_in_executor(None, _cgroup_with, layout, name, runner_pid)
-            except OSError:
-                log.exception("could not put a sandbox in its cgroup")
-                return False
-        _oom_first(runner_pid)
+        # "pool-" while it waits; renamed "run-" when it gets its program (outside observers and
+        # tests tell waiting sandboxes from runs by the name).
+        try:
+            sandbox.cgroup = await self._confine(runner_pid, "pool", cgroup=not self.config.insecure)
+        except OSError:
+            log.exception("could not put a sandbox in its cgroup")
+            return False
         # bubblewrap's PID 1 (the runner's parent) is re-parented to us and reaped here; its
         # rusage carries the CPU time of the whole run.
         with contextlib.suppress(OSError):
             sandbox.init_exited = self.reaper.watch(_parent_of(runner_pid))
         return True
+
+    async def _confine(self, pid: int, kind: str, *, cgroup: bool = True) -> RunCgroup | None:
+        """Put a just-announced process into a fresh cgroup named `kind-<our pid>-<n>` where the
+        host gives us cgroups (a slow kernel operation, so in a thread), and make it the OOM
+        killer's first choice. Raises OSError when the cgroup cannot be made."""
+        layout = self.capabilities.cgroups if cgroup else None
+        made = None
+        if layout is not None:
+            name = f"{kind}-{os.getpid()}-{next(self._run_ids)}"
+            made = await self._loop.run_in_executor(None, _cgroup_with, layout, name, pid)
+        _oom_first(pid)
+        return made
 
     def _refill(self) -> None:
         if self._closed or not self.config.warm_pool:

@@ -25,9 +25,7 @@ from hyoka.sandbox.engine import (
     DRAIN_AFTER_EXIT_S,
     RunResult,
     Status,
-    _cgroup_with,
     _classify,
-    _oom_first,
     _Stream,
     _write_all,
 )
@@ -105,15 +103,11 @@ class ZygotePool:
         zygote.ready.close()
         if pid is None:
             return False
-        layout = self.engine.capabilities.cgroups
-        if layout is not None:
-            name = f"zygote-{os.getpid()}-{next(self.engine._run_ids)}"
-            try:
-                zygote.cgroup = await self._loop.run_in_executor(None, _cgroup_with, layout, name, pid)
-            except OSError:
-                log.exception("could not put a zygote in its cgroup")
-                return False
-        _oom_first(pid)
+        try:
+            zygote.cgroup = await self.engine._confine(pid, "zygote")
+        except OSError:
+            log.exception("could not put a zygote in its cgroup")
+            return False
         return True
 
     def _take(self) -> _Zygote:
