@@ -3,9 +3,12 @@ and the refusal to start without isolation."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -254,6 +257,38 @@ def test_refuses_to_start_without_isolation() -> None:
     )
     assert refused.returncode == 1
     assert "refusing to start" in refused.stderr and "user namespaces" in refused.stderr
+
+
+def test_refuses_to_start_when_programs_cannot_run() -> None:
+    """A runtime that lets the host probes through but breaks real runs (as a container's seccomp
+    profile denying sethostname did): the start-up self-test must catch it."""
+    bwrap = shutil.which("bwrap")
+    assert bwrap, "bubblewrap is not installed"
+    # the service probes as its sandbox user: the wrapper must be reachable by anyone
+    with tempfile.TemporaryDirectory() as where:
+        Path(where).chmod(0o755)
+        _refused_with_wrapper(Path(where) / "bwrap", bwrap)
+
+
+def _refused_with_wrapper(wrapper: Path, bwrap: str) -> None:
+    # the probes run /usr/bin/true; every real sandbox fails as bubblewrap would
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "for last; do :; done\n"
+        f'if [ "$last" = /usr/bin/true ] || [ "$1" = --version ]; then exec {bwrap} "$@"; fi\n'
+        'echo "bwrap: Can\'t set hostname to sandbox: Operation not permitted" >&2\n'
+        "exit 1\n"
+    )
+    wrapper.chmod(0o755)
+    refused = subprocess.run(
+        [sys.executable, "-m", "hyoka.sandbox", "serve", "--port", "0", "--bwrap", str(wrapper)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert "refusing to start: a trivial program did not run in the sandbox" in refused.stderr
 
 
 def test_insecure_mode_is_explicit_and_loud(service_factory) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,11 @@
 """hyoka's three images, built with podman and run as real containers: each service answers a real
 gRPC client on a port published on 127.0.0.1, as the same code does in-process on the host.
 
-The sandbox runs as sandbox/POD.md prescribes, in podman terms: uid 10001, every capability
-dropped, no_new_privs, a read-only root, the seccomp profile POD.md describes (podman's default
-plus sethostname/setdomainname), /proc/sys writable (bubblewrap's --disable-userns writes its
-per-namespace sysctl) and nothing privileged."""
+The sandbox runs twice, in podman terms of sandbox/POD.md: uid 10001, every capability dropped,
+no_new_privs, a read-only root, nothing privileged; once with the runtime's defaults as they are
+(podman's seccomp profile, /proc/sys masked), where the service does without a hostname and
+bubblewrap's --disable-userns, and once with POD.md's profile (podman's default plus
+sethostname/setdomainname) and /proc/sys writable, where it uses both."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,23 +55,28 @@ def test_metrics_image_scores_as_in_process(build_image: Callable[[str], str]) -
                 assert dict(response.details) == expected.details
 
 
-@pytest.fixture(scope="module")
+@dataclass(frozen=True)
+class SandboxContainer:
+    box: Container
+    token: str
+    #: "runtime defaults" or "POD.md profile"
+    profile: str
+
+
+@pytest.fixture(scope="module", params=["runtime defaults", "POD.md profile"])
 def sandbox(
-    build_image: Callable[[str], str], data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Container, str]]:
-    """The sandbox image run as sandbox/POD.md's pod, translated to podman flags; yields the
-    container and its bearer token."""
+    request: pytest.FixtureRequest,
+    build_image: Callable[[str], str],
+    data_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SandboxContainer]:
+    """The sandbox image run as sandbox/POD.md's pod, translated to podman flags."""
     image = build_image("sandbox")
-    profile = sandbox_seccomp_profile(tmp_path_factory.mktemp("seccomp") / "hyoka-sandbox.json")
     token = secrets.token_hex(16)
     options = [
         "--user", f"{SERVICE_UID}:{SERVICE_UID}",
         "--cap-drop=ALL",
         "--security-opt", "no-new-privileges",
-        "--security-opt", f"seccomp={profile}",
-        # /proc/sys is read-only in a container by default; bubblewrap's --disable-userns writes
-        # the sandbox user namespace's own user.max_user_namespaces (needs no privilege here).
-        "--security-opt", "unmask=/proc/sys",
         "--read-only",
         "--tmpfs", "/tmp:size=64m",
         "--memory", "4g",
@@ -77,28 +84,34 @@ def sandbox(
         "-e", f"HYOKA_SANDBOX_TOKEN={token}",
         "-v", f"{data_dir}:/data:ro",
     ]  # fmt: skip
+    if request.param == "POD.md profile":
+        profile = sandbox_seccomp_profile(tmp_path_factory.mktemp("seccomp") / "hyoka-sandbox.json")
+        # /proc/sys is read-only in a container by default; bubblewrap's --disable-userns writes
+        # the sandbox user namespace's own user.max_user_namespaces (needs no privilege here).
+        options += ["--security-opt", f"seccomp={profile}", "--security-opt", "unmask=/proc/sys"]
     command = ["hyoka-sandbox", "serve", "--host", "0.0.0.0", "--port", "50052", "--workers", "2"]
     with run_container(image, 50052, options, command) as box:
         wait_serving(box, "hyoka.v1.SandboxService")
-        yield box, token
+        yield SandboxContainer(box, token, request.param)
 
 
 @pytest.fixture
-def sandbox_stub(sandbox: tuple[Container, str]) -> Iterator[sandbox_pb2_grpc.SandboxServiceStub]:
-    box, token = sandbox
-    with sync_channel(ChannelConfig(box.target, auth_token=token)) as channel:
+def sandbox_stub(sandbox: SandboxContainer) -> Iterator[sandbox_pb2_grpc.SandboxServiceStub]:
+    with sync_channel(ChannelConfig(sandbox.box.target, auth_token=sandbox.token)) as channel:
         yield sandbox_pb2_grpc.SandboxServiceStub(channel)  # type: ignore[no-untyped-call]
 
 
 def test_sandbox_image_isolates_for_real(
-    sandbox: tuple[Container, str], sandbox_stub: sandbox_pb2_grpc.SandboxServiceStub
+    sandbox: SandboxContainer, sandbox_stub: sandbox_pb2_grpc.SandboxServiceStub
 ) -> None:
-    box, _ = sandbox
-    assert host_uid(box.host_pid()) == SERVICE_UID
+    assert host_uid(sandbox.box.host_pid()) == SERVICE_UID
     info = sandbox_stub.GetSandboxInfo(sandbox_pb2.GetSandboxInfoRequest(), timeout=TIMEOUT)
     assert not info.insecure
     assert info.isolation.startswith("bubblewrap-zygote+seccomp"), info.isolation
     assert info.capabilities.user_namespaces and info.capabilities.seccomp
+    full = sandbox.profile == "POD.md profile"
+    assert (info.capabilities.hostname, info.capabilities.disable_userns) == (full, full), info.capabilities
+    assert any("--disable-userns" in warning for warning in info.warnings) != full, info.warnings
     assert {s.name: s.num_problems for s in info.problem_sets} == {"HumanEval": 164, "JHumanEval": 164}
     result = sandbox_stub.Execute(sandbox_pb2.ExecuteRequest(program=b"print(6 * 7)"), timeout=TIMEOUT).result
     assert result.status == sandbox_pb2.EXECUTION_STATUS_PASSED, result
@@ -118,9 +131,9 @@ def test_sandbox_image_checks_humaneval(sandbox_stub: sandbox_pb2_grpc.SandboxSe
 
 
 def test_sandbox_image_keeps_programs_in(
-    sandbox: tuple[Container, str], sandbox_stub: sandbox_pb2_grpc.SandboxServiceStub, data_dir: Path
+    sandbox: SandboxContainer, sandbox_stub: sandbox_pb2_grpc.SandboxServiceStub, data_dir: Path
 ) -> None:
-    box, _ = sandbox
+    box = sandbox.box
     marker = f"hyoka-escape-{secrets.token_hex(6)}"
 
     def run(program: str) -> sandbox_pb2.ExecutionResult:
@@ -145,6 +158,27 @@ def test_sandbox_image_keeps_programs_in(
     assert seen.returncode == 0 and seen.stdout.strip() == "", seen
     # The host sees nothing either: the data directory is the only host path in the container.
     assert not (data_dir / marker).exists()
+    # No new namespaces, by any call, with or without bubblewrap's --disable-userns.
+    nest = run(NESTING_PROGRAM)
+    assert nest.status == sandbox_pb2.EXECUTION_STATUS_PASSED, nest
+    assert nest.stdout.decode().split() == ["unshare:-1", "clone:-1", "clone3:-1"], nest.stdout
+
+
+NESTING_PROGRAM = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+NEWUSER, SIGCHLD = 0x10000000, 17
+print("unshare:%d" % libc.unshare(NEWUSER))
+pid = libc.syscall(ctypes.c_long(56), ctypes.c_long(NEWUSER | SIGCHLD), *(ctypes.c_long(0),) * 4)  # clone
+if pid == 0:
+    libc._exit(0)  # a child in a new user namespace: the call should never have succeeded
+print("clone:%d" % pid)  # -1: refused; a child's pid would mean it was not
+args = (ctypes.c_uint64 * 11)(NEWUSER, 0, 0, 0, SIGCHLD, 0, 0, 0, 0, 0, 0)
+pid3 = libc.syscall(ctypes.c_long(435), args, ctypes.c_size_t(88))  # clone3
+if pid3 == 0:
+    libc._exit(0)
+print("clone3:%d" % pid3)
+"""
 
 
 def _paper_pca(paper_dir: Path) -> dict[str, list[float]]:

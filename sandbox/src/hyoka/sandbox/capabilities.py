@@ -19,6 +19,10 @@ class Capabilities:
     seccomp: bool
     proc_mount: bool
     cgroups: CgroupLayout | None
+    #: bubblewrap can set the sandbox's hostname (some container seccomp profiles deny sethostname).
+    hostname: bool
+    #: bubblewrap's --disable-userns works (it writes /proc/sys, read-only in many containers).
+    disable_userns: bool
     bwrap_version: str
     python_version: str
     warnings: tuple[str, ...] = field(default=())
@@ -83,6 +87,8 @@ def detect(python: str, bwrap: str, sandbox_user: tuple[int, int] | None, cgroup
     version = _bwrap_version(bwrap)
     userns = version != "missing" and _bwrap_ok(bwrap, preexec_user=sandbox_user)
     proc = userns and _bwrap_ok(bwrap, "--proc", "/proc", preexec_user=sandbox_user)
+    hostname = userns and _bwrap_ok(bwrap, "--hostname", "sandbox", preexec_user=sandbox_user)
+    disable_userns = userns and _bwrap_ok(bwrap, "--disable-userns", preexec_user=sandbox_user)
     # One parent shared by every service on the host (runs are named run-<service pid>-<n>); it
     # outlives the service, which may no longer be allowed to remove it after dropping root.
     layout = CgroupLayout.detect("hyoka-sandbox") if cgroups_wanted else None
@@ -92,11 +98,20 @@ def detect(python: str, bwrap: str, sandbox_user: tuple[int, int] | None, cgroup
             "no writable cgroups: a run's memory is bounded per process (RLIMIT_AS) only; "
             "sandboxed processes get oom_score_adj=1000 so the OOM killer takes them first"
         )
+    if userns and not hostname:
+        warnings.append("bubblewrap cannot set the hostname (sethostname denied): sandboxes see the host's hostname")
+    if userns and not disable_userns:
+        warnings.append(
+            "bubblewrap's --disable-userns fails (/proc/sys read-only): only the seccomp filter keeps runs from "
+            "creating namespaces"
+        )
     return Capabilities(
         user_namespaces=userns,
         seccomp=_seccomp_ok(),
         proc_mount=proc,
         cgroups=layout,
+        hostname=hostname,
+        disable_userns=disable_userns,
         bwrap_version=version,
         python_version=_python_version(python),
         warnings=tuple(warnings),

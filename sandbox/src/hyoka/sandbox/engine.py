@@ -204,10 +204,15 @@ class Engine:
         """bubblewrap's command line. A zygote keeps CAP_SYS_ADMIN in its own user namespace (to
         give each run fresh namespaces) and installs the seccomp filter in each run itself."""
         size = str(scratch_bytes)
-        args = [self.config.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+        caps = self.capabilities
+        args = [self.config.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent"]
+        if caps.disable_userns:  # belt and braces: the seccomp filter denies namespace creation too
+            args.append("--disable-userns")
         if zygote:
             args += ["--cap-add", "CAP_SYS_ADMIN"]
-        args += ["--new-session", "--clearenv", "--uid", "65534", "--gid", "65534", "--hostname", "sandbox"]
+        args += ["--new-session", "--clearenv", "--uid", "65534", "--gid", "65534"]
+        if caps.hostname:
+            args += ["--hostname", "sandbox"]
         args += ["--ro-bind", "/usr", "/usr"]
         for link in ("bin", "lib", "lib64", "sbin"):
             host = Path(f"/{link}")

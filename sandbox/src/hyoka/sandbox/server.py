@@ -9,7 +9,8 @@ import os
 from hyoka.rpc.server import RunningServer, ServerConfig, ServiceRegistration, serve_forever
 from hyoka.sandbox.capabilities import Capabilities, detect
 from hyoka.sandbox.config import SandboxConfig
-from hyoka.sandbox.service import SandboxService
+from hyoka.sandbox.engine import Status
+from hyoka.sandbox.service import ProgramSpec, SandboxService
 from hyoka.sandbox.servicer import SandboxServicer
 from hyoka.v1 import sandbox_pb2_grpc
 
@@ -58,10 +59,31 @@ def check_host(config: SandboxConfig) -> Capabilities:
     return caps
 
 
+SELF_TEST_PROGRAM = b"import sys\nassert sys.version_info >= (3, 8)\nprint('sandbox ok')\n"
+
+
+async def self_test(service: SandboxService) -> None:
+    """Run one trivial program: the host checks above can pass while the runtime still refuses
+    something bubblewrap needs (a container's seccomp profile or masked /proc), and a service
+    that reports SERVING but fails every run is worse than one that does not start."""
+    result = await service.execute(ProgramSpec(SELF_TEST_PROGRAM))
+    if result.status is not Status.PASSED or result.stdout.strip() != b"sandbox ok":
+        why = (result.detail or result.stderr.decode(errors="replace")).strip()[-2000:]
+        raise IsolationUnavailable(
+            f"refusing to start: a trivial program did not run in the sandbox ({result.status.value}): {why}"
+        )
+    log.info("self-test passed: a program ran in the sandbox in %.0f ms", result.duration_seconds * 1000)
+
+
 async def serve(server_config: ServerConfig, config: SandboxConfig) -> None:
     caps = check_host(config)
     service = SandboxService(config, caps)
     service.start()
+    try:
+        await self_test(service)
+    except BaseException:
+        await service.close()
+        raise
     registration = ServiceRegistration(
         name="hyoka.v1.SandboxService",
         add_to_server=sandbox_pb2_grpc.add_SandboxServiceServicer_to_server,

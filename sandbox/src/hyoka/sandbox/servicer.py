@@ -113,6 +113,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
                 cgroup_pids=caps.cgroups is not None,
                 cgroup_version=caps.cgroup_version,
                 proc_mount=caps.proc_mount,
+                hostname=caps.hostname,
+                disable_userns=caps.disable_userns,
             ),
             isolation=svc.isolation,
             insecure=config.insecure,

@@ -160,20 +160,24 @@ class GetSandboxInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HostCapabilities(_message.Message):
-    __slots__ = ("user_namespaces", "seccomp", "cgroup_memory", "cgroup_pids", "cgroup_version", "proc_mount")
+    __slots__ = ("user_namespaces", "seccomp", "cgroup_memory", "cgroup_pids", "cgroup_version", "proc_mount", "hostname", "disable_userns")
     USER_NAMESPACES_FIELD_NUMBER: _ClassVar[int]
     SECCOMP_FIELD_NUMBER: _ClassVar[int]
     CGROUP_MEMORY_FIELD_NUMBER: _ClassVar[int]
     CGROUP_PIDS_FIELD_NUMBER: _ClassVar[int]
     CGROUP_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROC_MOUNT_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_USERNS_FIELD_NUMBER: _ClassVar[int]
     user_namespaces: bool
     seccomp: bool
     cgroup_memory: bool
     cgroup_pids: bool
     cgroup_version: str
     proc_mount: bool
-    def __init__(self, user_namespaces: _Optional[bool] = ..., seccomp: _Optional[bool] = ..., cgroup_memory: _Optional[bool] = ..., cgroup_pids: _Optional[bool] = ..., cgroup_version: _Optional[str] = ..., proc_mount: _Optional[bool] = ...) -> None: ...
+    hostname: bool
+    disable_userns: bool
+    def __init__(self, user_namespaces: _Optional[bool] = ..., seccomp: _Optional[bool] = ..., cgroup_memory: _Optional[bool] = ..., cgroup_pids: _Optional[bool] = ..., cgroup_version: _Optional[str] = ..., proc_mount: _Optional[bool] = ..., hostname: _Optional[bool] = ..., disable_userns: _Optional[bool] = ...) -> None: ...
 
 class ProblemSet(_message.Message):
     __slots__ = ("name", "num_problems", "source", "sha256")
