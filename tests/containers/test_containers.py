@@ -33,14 +33,14 @@ pytestmark = pytest.mark.slow
 
 TIMEOUT = 60.0
 SERVICE_UID = 10001
+#: How the metrics and analysis images run: read-only root, no capabilities, no privilege gain.
+LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--cap-drop=ALL", "--security-opt", "no-new-privileges"]
 
 
 def test_metrics_image_scores_as_in_process(build_image: Callable[[str], str]) -> None:
     image = build_image("metrics")
     items = [Item(p, (r,)) for p, r in generate_pairs(300)]
-    with run_container(
-        image, 50051, ["--read-only", "--tmpfs", "/tmp", "--cap-drop=ALL", "--security-opt", "no-new-privileges"]
-    ) as box:
+    with run_container(image, 50051, LOCKED_DOWN) as box:
         wait_serving(box, "hyoka.v1.MetricsService")
         assert host_uid(box.host_pid()) == SERVICE_UID
         with sync_channel(ChannelConfig(box.target)) as channel:
@@ -221,9 +221,7 @@ def test_orchestrator_image_analyzes_as_the_host(
 
 def test_orchestrator_image_serves_analysis(build_image: Callable[[str], str]) -> None:
     image = build_image("orchestrator")
-    with run_container(
-        image, 50053, ["--read-only", "--tmpfs", "/tmp", "--cap-drop=ALL", "--security-opt", "no-new-privileges"]
-    ) as box:
+    with run_container(image, 50053, LOCKED_DOWN) as box:
         wait_serving(box, "hyoka.v1.AnalysisService")
         assert host_uid(box.host_pid()) == SERVICE_UID
         with sync_channel(ChannelConfig(box.target)) as channel:
