@@ -8,6 +8,7 @@ import grpc
 
 from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, describe
 from hyoka.orchestrator.tasks.scoring import TextScore
+from hyoka.rpc.batches import score_columns
 from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
 
 CHAR_F1 = "char_f1_fuzzywuzzy"  # llm-jp-eval 1.3.0's char F1
@@ -48,7 +49,7 @@ class MetricsClient(ServiceClient):
             request = metrics_pb2.ScoreRequest(
                 metric=metric,
                 options=options or {},
-                columns=_columns(predictions[start : start + size], references[start : start + size]),
+                columns=score_columns(predictions[start : start + size], references[start : start + size]),
             )
             try:
                 reply = await self._stub.Score(request, timeout=self.timeout)
@@ -61,11 +62,3 @@ class MetricsClient(ServiceClient):
         if not predictions:
             return []
         return await self.score(CHAR_F1, predictions, [[r] for r in references])
-
-
-def _columns(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> metrics_pb2.ScoreColumns:
-    """The batch in the columnar form (cheaper to build and to parse than one message per item)."""
-    columns = metrics_pb2.ScoreColumns(predictions=predictions, references=[r for refs in references for r in refs])
-    if any(len(refs) != 1 for refs in references):
-        columns.reference_counts.extend(len(refs) for refs in references)
-    return columns

@@ -52,7 +52,7 @@ def _invalid(error: MetricError, prefix: str = "") -> InvalidArgument:
 
 
 def _too_large(error: BatchTooLarge, batch: WireBatch) -> ResourceExhausted:
-    field = "columns.predictions" if batch.is_columns else error.field
+    field = batch.request_field(error.field)
     return ResourceExhausted(f"{field}: {error.description}", [(field, error.description)])
 
 

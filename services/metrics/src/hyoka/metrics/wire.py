@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from hyoka.metrics.base import Item, MetricError, ScoreResult
+from hyoka.rpc.batches import score_columns
 from hyoka.v1 import common_pb2, metrics_pb2, metrics_pb2_grpc
 
 SERVICE_NAME = "hyoka.v1.MetricsService"
@@ -176,7 +177,6 @@ class WireBatch:
         self.first_item = first_item
         self.first_reference = first_reference
         self.reference_count = len(columns.references) if has_columns else 0
-        self._reference_starts: list[int] | None = None  # per item, when reference_counts is set
 
     @classmethod
     def of(cls, message: Any, *, first_item: int = 0, first_reference: int = 0) -> WireBatch:
@@ -222,7 +222,6 @@ class WireBatch:
                 "columns.references", f"reference_counts add up to {total}, but {len(references)} references were sent"
             )
         starts = [0, *itertools.accumulate(counts)]
-        self._reference_starts = starts
         return [Item(p, tuple(references[a:b])) for p, a, b in zip(predictions, starts, starts[1:], strict=False)]
 
     def request_field(self, field: str) -> str:
@@ -236,7 +235,8 @@ class WireBatch:
         index, part, reference = int(match[1]), match[2], match[3]
         local = index - self.first_item
         if part == "references" and reference is not None:
-            start = self._reference_starts[local] if self._reference_starts else local
+            counts = self._columns.reference_counts  # empty: one reference each
+            start = sum(counts[:local]) if counts else local
             return f"columns.references[{self.first_reference + start + int(reference)}]"
         if part == "references":
             return f"columns.reference_counts[{index}]"
@@ -254,14 +254,8 @@ def items_to_proto(items: list[Item]) -> list[metrics_pb2.ScoreItem]:
 
 
 def columns_to_proto(items: Sequence[Item]) -> metrics_pb2.ScoreColumns:
-    """The columnar form of text items (`reference_counts` only when an item has other than one)."""
-    columns = metrics_pb2.ScoreColumns(
-        predictions=[item.prediction for item in items],
-        references=[reference for item in items for reference in item.references],
-    )
-    if any(len(item.references) != 1 for item in items):
-        columns.reference_counts.extend(len(item.references) for item in items)
-    return columns
+    """The columnar form of text items."""
+    return score_columns([item.prediction for item in items], [item.references for item in items])
 
 
 def fill_result(response: Any, result: ScoreResult) -> Any:
