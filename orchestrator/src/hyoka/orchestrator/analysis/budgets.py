@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from hyoka.orchestrator.analysis.errors import TableProblem
@@ -60,8 +61,12 @@ class ModelBudget:
 class BudgetTable:
     rows: tuple[ModelBudget, ...]
 
+    @cached_property
+    def _by_model(self) -> dict[str, ModelBudget]:
+        return {row.model_id: row for row in reversed(self.rows)}  # reversed: the first row wins
+
     def get(self, model_id: str) -> ModelBudget | None:
-        return next((row for row in self.rows if row.model_id == model_id), None)
+        return self._by_model.get(model_id)
 
     def restricted_to(self, models: Collection[str]) -> BudgetTable:
         """The rows for `models` only (the shipped table covers the 35 paper models; a user's own

@@ -44,28 +44,14 @@ class BudgetFit:
 
 def fit_budgets(table: ScoreTable, pc_scores: Array, budgets: BudgetTable) -> list[BudgetFit]:
     """Every component against both languages; models without a usable budget are listed."""
+    usable = {language: _usable_budgets(table, budgets, language) for language in LANGUAGES}
     fits = []
     for component in range(1, pc_scores.shape[1] + 1):
         for language in LANGUAGES:
-            models: list[str] = []
-            xs: list[float] = []
-            ys: list[float] = []
-            excluded: list[tuple[str, str]] = []
-            estimated: list[str] = []
-            for i, model_id in enumerate(table.models):
-                row = budgets.get(model_id)
-                if row is None:
-                    excluded.append((model_id, "no budget row"))
-                    continue
-                log_c, why = row.log10_compute(language)
-                if log_c is None:
-                    excluded.append((model_id, why))
-                    continue
-                models.append(model_id)
-                xs.append(log_c)
-                ys.append(float(pc_scores[i, component - 1]))
-                if row.is_estimate:
-                    estimated.append(model_id)
+            used, excluded, estimated = usable[language]
+            models = tuple(model_id for _, model_id, _ in used)
+            xs = [log_c for _, _, log_c in used]
+            ys = [float(pc_scores[i, component - 1]) for i, _, _ in used]
             r = slope = intercept = None
             x = np.asarray(xs)
             if len(xs) >= MIN_FIT_MODELS and np.ptp(x) > 0:
@@ -78,13 +64,37 @@ def fit_budgets(table: ScoreTable, pc_scores: Array, budgets: BudgetTable) -> li
                     language=language,
                     r=r,
                     n=len(models),
-                    models=tuple(models),
+                    models=models,
                     log10_compute=tuple(xs),
                     pc_values=tuple(ys),
-                    excluded=tuple(excluded),
-                    estimated_models=tuple(estimated),
+                    excluded=excluded,
+                    estimated_models=estimated,
                     slope=slope,
                     intercept=intercept,
                 )
             )
     return fits
+
+
+def _usable_budgets(
+    table: ScoreTable, budgets: BudgetTable, language: Language
+) -> tuple[list[tuple[int, str, float]], tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """For one language (the same for every component): (row index, model, log10 compute) of the
+    models with a usable budget, the others with the reason, and the models whose budget is an
+    estimate."""
+    used: list[tuple[int, str, float]] = []
+    excluded: list[tuple[str, str]] = []
+    estimated: list[str] = []
+    for i, model_id in enumerate(table.models):
+        row = budgets.get(model_id)
+        if row is None:
+            excluded.append((model_id, "no budget row"))
+            continue
+        log_c, why = row.log10_compute(language)
+        if log_c is None:
+            excluded.append((model_id, why))
+            continue
+        used.append((i, model_id, log_c))
+        if row.is_estimate:
+            estimated.append(model_id)
+    return used, tuple(excluded), tuple(estimated)

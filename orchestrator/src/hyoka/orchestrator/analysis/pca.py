@@ -144,7 +144,8 @@ def project(model: FactorModel, table: ScoreTable) -> list[Projection]:
             )
         z_obs = (row[present] - model.mean[observed]) / model.scale[observed]
         solution, *_ = np.linalg.lstsq(w_obs.T, z_obs, rcond=None)
-        missing = [j for j in range(len(model.benchmarks)) if j not in set(observed.tolist())]
+        observed_indices = set(observed.tolist())
+        missing = [j for j in range(len(model.benchmarks)) if j not in observed_indices]
         implied = {
             model.benchmarks[j]: float(model.mean[j] + model.scale[j] * (model.loadings[:, j] @ solution))
             for j in missing
@@ -153,7 +154,7 @@ def project(model: FactorModel, table: ScoreTable) -> list[Projection]:
             Projection(
                 model_id=model_id,
                 values=tuple(float(v) for v in solution),
-                observed=tuple(model.benchmarks[j] for j in sorted(observed.tolist())),
+                observed=tuple(model.benchmarks[j] for j in sorted(observed_indices)),
                 missing=tuple(model.benchmarks[j] for j in missing),
                 implied_scores=implied,
                 group=table.groups[i],

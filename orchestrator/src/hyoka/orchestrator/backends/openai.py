@@ -22,7 +22,8 @@ batch concurrent requests themselves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import abc
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -141,6 +142,33 @@ class _OpenAIBase(HttpBackend):
             details["max_model_len"] = str(self._max_model_len)
         return BackendInfo(backend=self.backend_name, model=str(self._model), details=details)
 
+    async def generate_until(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
+        for i, r in enumerate(requests):
+            check_generation_request(i, r)
+        await self.start()
+        return await self.map_limited(self._generate_one, requests)
+
+    @abc.abstractmethod
+    async def _generate_one(self, r: GenerationRequest) -> list[str]: ...
+
+    async def _complete(
+        self,
+        path: str,
+        r: GenerationRequest,
+        inputs: dict[str, Any],
+        max_tokens: int,
+        text_of: Callable[[dict[str, Any]], Any],
+    ) -> list[str]:
+        """r.n texts from one request to `path` with `inputs` (prompt or messages); `text_of`
+        finds the text in a choice."""
+        if max_tokens == 0:
+            return [""] * r.n
+        n = 1 if r.greedy else r.n  # greedy samples are all the same; some servers reject n > 1 then
+        payload = {"model": self._model, **inputs, "n": n, **self._sampling(r), "max_tokens": max_tokens}
+        choices = self._choices(await self.request_json("POST", path, payload), n, self._where(path))
+        texts = [cut_at_stop(str(text_of(c) or ""), r.stop) for c in choices]
+        return texts * r.n if r.greedy else texts
+
 
 @register_backend("openai-completions")
 class OpenAICompletionsBackend(_OpenAIBase):
@@ -166,24 +194,10 @@ class OpenAICompletionsBackend(_OpenAIBase):
     def _prompt(self, text: str) -> str | list[int]:
         return self._tokenizer.encode(text) if self._tokenizer is not None else text
 
-    async def generate_until(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
-        for i, r in enumerate(requests):
-            check_generation_request(i, r)
-        await self.start()
-
-        async def one(r: GenerationRequest) -> list[str]:
-            prompt = self._prompt(r.context)
-            budget = self._new_token_budget(r, prompt)
-            if budget == 0:
-                return [""] * r.n
-            n = 1 if r.greedy else r.n  # greedy samples are all the same; some servers reject n > 1 then
-            payload = {"model": self._model, "prompt": prompt, "n": n, **self._sampling(r), "max_tokens": budget}
-            reply = await self.request_json("POST", "/v1/completions", payload)
-            choices = self._choices(reply, n, self._where("/v1/completions"))
-            texts = [cut_at_stop(str(c.get("text") or ""), r.stop) for c in choices]
-            return texts * r.n if r.greedy else texts
-
-        return await self.map_limited(one, requests)
+    async def _generate_one(self, r: GenerationRequest) -> list[str]:
+        prompt = self._prompt(r.context)
+        budget = self._new_token_budget(r, prompt)
+        return await self._complete("/v1/completions", r, {"prompt": prompt}, budget, lambda c: c.get("text"))
 
     def _new_token_budget(self, r: GenerationRequest, prompt: str | list[int]) -> int:
         if r.max_total_tokens is None:
@@ -268,24 +282,12 @@ class OpenAIChatBackend(_OpenAIBase):
             max_stop_sequences=self.openai_config.max_stop_sequences,
         )
 
-    async def generate_until(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
-        for i, r in enumerate(requests):
-            check_generation_request(i, r)
-        await self.start()
-
-        async def one(r: GenerationRequest) -> list[str]:
-            if r.max_new_tokens == 0:
-                return [""] * r.n
-            n = 1 if r.greedy else r.n
-            payload = {
-                "model": self._model,
-                "messages": [{"role": "user", "content": r.context}],
-                "n": n,
-                **self._sampling(r),
-            }
-            reply = await self.request_json("POST", "/v1/chat/completions", payload)
-            choices = self._choices(reply, n, self._where("/v1/chat/completions"))
-            texts = [cut_at_stop(str((c.get("message") or {}).get("content") or ""), r.stop) for c in choices]
-            return texts * r.n if r.greedy else texts
-
-        return await self.map_limited(one, requests)
+    async def _generate_one(self, r: GenerationRequest) -> list[str]:
+        messages = [{"role": "user", "content": r.context}]
+        return await self._complete(
+            "/v1/chat/completions",
+            r,
+            {"messages": messages},
+            r.max_new_tokens,
+            lambda c: (c.get("message") or {}).get("content"),
+        )

@@ -54,6 +54,15 @@ NO_PREFILL = (
 )
 
 
+# One greedy token with the prompt's per-token log-probabilities (TGI's "prefill" details).
+_PREFILL_PARAMS: dict[str, Any] = {
+    "max_new_tokens": 1,
+    "details": True,
+    "decoder_input_details": True,
+    "do_sample": False,
+}
+
+
 class TGIConfig(HttpConfig):
     probe_prefill: bool = True  # learn at start whether the server returns prompt log-probabilities
     max_stop_sequences: int | None = Field(default=None, ge=0)  # default: the server's /info
@@ -80,8 +89,7 @@ class TGIBackend(HttpBackend):
         if self.config.max_concurrency is None:
             self._concurrency = int(info.get("max_concurrent_requests") or self.default_concurrency)
         if self.tgi_config.probe_prefill:
-            probe = {"max_new_tokens": 1, "details": True, "decoder_input_details": True, "do_sample": False}
-            reply = await self._generate_raw("Hello", probe)
+            reply = await self._generate_raw("Hello", _PREFILL_PARAMS)
             self._prefill = bool(reply.get("details", {}).get("prefill"))
 
     @property
@@ -178,9 +186,8 @@ class TGIBackend(HttpBackend):
         i, r = item
         context, continuation = move_trailing_space(r.context, r.continuation)
         text = context + continuation
-        params = {"max_new_tokens": 1, "details": True, "decoder_input_details": True, "do_sample": False}
         tokens, reply = await asyncio.gather(
-            self.request_json("POST", "/tokenize", {"inputs": text}), self._generate_raw(text, params)
+            self.request_json("POST", "/tokenize", {"inputs": text}), self._generate_raw(text, _PREFILL_PARAMS)
         )
         prefill = reply.get("details", {}).get("prefill") or []
         if not prefill:

@@ -169,16 +169,12 @@ async def evaluate(
         model_id = config.model_id or info.model
 
         outcome = EvalOutcome(model_id=model_id)
-        for name, url, given in (
-            ("metrics", metrics_url, config.metrics_url),
-            ("sandbox", sandbox_url, config.sandbox_url),
-        ):
-            if url and ((name == "metrics" and need_metrics) or (name == "sandbox" and need_sandbox)):
-                outcome.services[name] = url if given else f"{url} (local)"
+        for name, client, given in (("metrics", metrics, config.metrics_url), ("sandbox", sandbox, config.sandbox_url)):
+            if client is not None:
+                outcome.services[name] = client.target if given else f"{client.target} (local)"
         scorers = Scorers(metrics=metrics, sandbox=sandbox)
         for task, items in planned:
             path = records_path(config.out, task.name)
-            check_settings(path, task, config.model, create=True)
             if progress:
                 progress.start_task(task.name, len(items))
             try:

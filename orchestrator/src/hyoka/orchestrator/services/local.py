@@ -111,9 +111,10 @@ async def start_local_service(
     try:
         while True:
             if process.poll() is not None:
+                tail = service.log_tail()
                 raise ServiceUnavailableError(
                     f"{spec.executable} exited with code {process.returncode} while starting"
-                    + (f"; last log lines:\n{service.log_tail()}" if service.log_tail() else "")
+                    + (f"; last log lines:\n{tail}" if tail else "")
                 )
             try:
                 await client.health(deadline=1.0)

@@ -45,7 +45,8 @@ def _require(path: Path) -> Path:
     return path
 
 
-def _read_json_lines(path: Path, *, compressed: bool = False) -> list[Doc]:
+def _read_json_lines(path: Path, fields: tuple[str, ...], *, compressed: bool = False) -> list[Doc]:
+    """The JSON objects of a JSON-lines file, each with `fields` (errors name the file's line)."""
     opener = gzip.open if compressed else open
     rows: list[Doc] = []
     try:
@@ -59,6 +60,7 @@ def _read_json_lines(path: Path, *, compressed: bool = False) -> list[Doc]:
                     raise TaskDataError(f"{path}:{line_no}: not valid JSON ({e.msg})") from e
                 if not isinstance(row, dict):
                     raise TaskDataError(f"{path}:{line_no}: expected a JSON object")
+                _fields(path, line_no, row, fields)
                 rows.append(row)
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise TaskDataError(f"{path}: cannot read ({e})") from e
@@ -111,9 +113,8 @@ _JCQA_FIELDS = ("q_id", "question", "choice0", "choice1", "choice2", "choice3", 
 
 
 def _jcqa_rows(path: Path) -> list[Doc]:
-    rows = _read_json_lines(path)
-    for line_no, row in enumerate(rows, start=1):
-        _fields(path, line_no, row, _JCQA_FIELDS)
+    rows = _read_json_lines(path, _JCQA_FIELDS)
+    for row in rows:
         row["id"] = str(row["q_id"])
     return rows
 
@@ -209,8 +210,7 @@ _HUMANEVAL_FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "
 @loader("jhumaneval")
 def load_jhumaneval(data_dir: Path) -> TaskData:
     path = data_dir / "jhumaneval/jhuman-eval.jsonl.gz"
-    rows = _read_json_lines(path, compressed=True)
-    for line_no, row in enumerate(rows, start=1):
-        _fields(path, line_no, row, _HUMANEVAL_FIELDS)
+    rows = _read_json_lines(path, _HUMANEVAL_FIELDS, compressed=True)
+    for row in rows:
         row["id"] = row["task_id"]
     return TaskData(test=rows, fewshot_pool=[])
