@@ -32,7 +32,6 @@ import functools
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from hyoka.metrics.server import TOKEN_ENVS
 from hyoka.metrics.synthetic import generate_pairs
 from hyoka.metrics.wire import columns_to_proto, items_to_proto
 from hyoka.rpc.client import ChannelConfig, sync_channel
+from hyoka.rpc.server import free_port
 from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
 
 
@@ -100,12 +100,6 @@ CASES = (
     Case("BLEU (ja-mecab)", "bleu", {"tokenize": "ja-mecab"}, reference_bleu),
     Case("ROUGE-2 (MeCab)", "rouge2", {"tokenizer": "mecab"}, reference_rouge2),
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _process_cpu_seconds(pid: int) -> float:
@@ -170,7 +164,7 @@ def main() -> int:
         for case in CASES
     }
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "hyoka.metrics", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
         stdout=subprocess.DEVNULL,

@@ -18,7 +18,6 @@ import gzip
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hyoka.rpc.client import ChannelConfig, sync_channel
+from hyoka.rpc.server import free_port
 from hyoka.sandbox.humaneval import Problem, build_program
 from hyoka.v1 import sandbox_pb2 as pb
 from hyoka.v1 import sandbox_pb2_grpc
@@ -47,9 +47,7 @@ def load() -> list[dict[str, str]]:
 
 
 def start_service(workers: int, mode: str) -> tuple[subprocess.Popen[bytes], str, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     token = secrets.token_hex(16)
     env = {**os.environ, "HYOKA_SANDBOX_TOKEN": token, "HYOKA_DATA_DIR": str(DATA)}
     cmd = [sys.executable, "-m", "hyoka.sandbox", "serve", "--port", str(port), "--workers", str(workers)]

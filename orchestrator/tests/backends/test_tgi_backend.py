@@ -5,8 +5,6 @@ prefill log-probabilities fail loudly, an unreachable server is a clear error.""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from hyoka.orchestrator.backends import (
@@ -19,6 +17,7 @@ from hyoka.orchestrator.backends import (
 from hyoka.orchestrator.backends.hf_local import HFLocalBackend, LocalModel
 from hyoka.orchestrator.backends.testing.tgi_server import TGIServer
 from hyoka.orchestrator.backends.tgi import TGIBackend
+from hyoka.rpc.server import free_port
 
 FAST_RETRY = {"backoff_s": 0.01, "backoff_max_s": 0.05}
 
@@ -154,15 +153,8 @@ async def test_empty_context_without_bos_is_a_clear_error(tgi_server: TGIServer)
             await backend.loglikelihood([LoglikelihoodRequest("", "fox")])
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_unreachable_server_is_a_clear_error() -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     backend = create_backend("tgi", base_url=url, max_retries=2, **FAST_RETRY)
     with pytest.raises(BackendError, match=rf"tgi server {url}/info: cannot connect .*gave up after 3 attempt"):
         await backend.generate_until([GenerationRequest("a")])

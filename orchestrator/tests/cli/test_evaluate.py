@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hyoka.orchestrator.cli import app
-from hyoka.orchestrator.services.local import free_port
 from hyoka.orchestrator.tasks import get_task
+from hyoka.rpc.server import free_port
 
 runner = CliRunner()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typer.testing import CliRunner
 from hyoka.metrics import Item, score
 from hyoka.metrics.cli import app
 from hyoka.rpc.client import ChannelConfig, sync_channel
+from hyoka.rpc.server import free_port
 from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
 
 runner = CliRunner()
@@ -97,15 +97,9 @@ def test_missing_file_and_unknown_metric(tmp_path: Path) -> None:
     assert code == 2 and "unknown metric 'blue'" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_command_runs_a_real_server() -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HYOKA_METRICS_AUTH_TOKEN": "tok"}
     process = subprocess.Popen(
         [sys.executable, "-m", "hyoka.metrics", "serve", "--port", str(port), "--host", "127.0.0.1", "--workers", "2"],

@@ -12,7 +12,14 @@ from hyoka.rpc.errors import (
     field_violations,
     handle_errors,
 )
-from hyoka.rpc.server import RunningServer, ServerConfig, ServiceRegistration, serve_forever, start_server
+from hyoka.rpc.server import (
+    RunningServer,
+    ServerConfig,
+    ServiceRegistration,
+    free_port,
+    serve_forever,
+    start_server,
+)
 
 __all__ = [
     "ChannelConfig",
@@ -26,6 +33,7 @@ __all__ = [
     "ServiceRegistration",
     "aio_channel",
     "field_violations",
+    "free_port",
     "handle_errors",
     "serve_forever",
     "start_server",

@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from hyoka.orchestrator.services._common import ServiceClient, ServiceUnavailableError
+from hyoka.rpc.server import free_port
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,6 @@ METRICS = LocalServiceSpec("hyoka-metrics", "hyoka.v1.MetricsService", ("--host"
 SANDBOX = LocalServiceSpec("hyoka-sandbox", "hyoka.v1.SandboxService", ("--host", "127.0.0.1"))
 # Local servers run without auth: strip every variable either server reads its token from.
 _TOKEN_VARIABLES = ("HYOKA_AUTH_TOKEN", "HYOKA_METRICS_AUTH_TOKEN", "HYOKA_SANDBOX_TOKEN")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_executable(name: str) -> str:
