@@ -104,15 +104,31 @@ class Service:
         return found
 
     def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        return vm_rss(self.proc.pid)
 
 
-def start_service(tmp_path: Path, *args: str, token: str | None = None, wait: bool = True) -> Service:
+def vm_rss(pid: int) -> int:
+    """Resident memory of `pid` in bytes (0 if it has none, e.g. a zombie); OSError if gone."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_gone(service: Service, mark: str, seconds: float = 3.0) -> list[int]:
+    """Wait up to `seconds` for every process whose command line holds `mark` to end; the
+    ones still there then."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = service.processes_with(mark)
+        if not left or time.monotonic() > deadline:
+            return list(left)
+        time.sleep(0.05)
+
+
+def start_service(tmp_path: Path, *args: str) -> Service:
     port = free_port()
-    token = token or secrets.token_hex(16)
+    token = secrets.token_hex(16)
     env = {
         **os.environ,
         "HYOKA_SANDBOX_TOKEN": token,
@@ -129,18 +145,17 @@ def start_service(tmp_path: Path, *args: str, token: str | None = None, wait: bo
             cwd=tmp_path,
         )
     service = Service(proc, port, token, log_path)
-    if wait:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sandbox service exited: {log_path.read_text()}")
-            with contextlib.suppress(grpc.RpcError):
-                if service.healthy():
-                    break
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"sandbox service did not become healthy: {log_path.read_text()}")
-            time.sleep(0.2)
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sandbox service exited: {log_path.read_text()}")
+        with contextlib.suppress(grpc.RpcError):
+            if service.healthy():
+                break
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"sandbox service did not become healthy: {log_path.read_text()}")
+        time.sleep(0.2)
     return service
 
 

@@ -18,6 +18,8 @@ from hyoka.rpc.errors import field_violations
 from hyoka.v1 import sandbox_pb2 as pb
 from hyoka.v1 import sandbox_pb2_grpc
 
+from .conftest import wait_gone
+
 MIB = 1024 * 1024
 
 
@@ -216,10 +218,7 @@ def test_deadline_cancels_the_run_and_kills_it(service) -> None:  # type: ignore
     with pytest.raises(grpc.RpcError) as info:
         service.execute(program, timeout=1.5, wall_time_ms=30_000)
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    deadline = time.monotonic() + 5
-    while service.processes_with(mark) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert service.processes_with(mark) == []
+    assert wait_gone(service, mark, seconds=5) == []
     service.assert_healthy()
 
 

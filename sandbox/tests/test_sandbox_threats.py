@@ -21,6 +21,8 @@ import pytest
 
 from hyoka.v1 import sandbox_pb2 as pb
 
+from .conftest import vm_rss, wait_gone
+
 MIB = 1024 * 1024
 
 
@@ -50,15 +52,6 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def wait_gone(service: object, mark: str, seconds: float = 3.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while True:
-        left = service.processes_with(mark)  # type: ignore[attr-defined]
-        if not left or time.monotonic() > deadline:
-            return list(left)
-        time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)
@@ -179,9 +172,7 @@ raise SystemExit(1 if failed else 0)
         total = 0
         for pid in service.run_pids():
             with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                total += vm_rss(pid)
         return total
 
     with Sampler(run_rss, interval=0.01) as sampler:

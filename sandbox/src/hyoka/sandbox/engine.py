@@ -33,9 +33,10 @@ import struct
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hyoka.sandbox import seccomp_filter
 from hyoka.sandbox.capabilities import Capabilities
@@ -121,6 +122,22 @@ class _Stream:
         return b"".join(self._chunks)
 
 
+async def _fd_ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> None:
+    """Wait until `fd` is writable (or readable) without blocking the loop."""
+    ready = loop.create_future()
+    if write:
+        loop.add_writer(fd, ready.set_result, None)
+    else:
+        loop.add_reader(fd, ready.set_result, None)
+    try:
+        await ready
+    finally:
+        if write:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+
+
 async def _write_all(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
     """Write then close a pipe without blocking the loop; a reader that went away is fine."""
     view = memoryview(data)
@@ -130,12 +147,7 @@ async def _write_all(loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> N
             try:
                 view = view[os.write(fd, view) :]
             except BlockingIOError:
-                ready = loop.create_future()
-                loop.add_writer(fd, ready.set_result, None)
-                try:
-                    await ready
-                finally:
-                    loop.remove_writer(fd)
+                await _fd_ready(loop, fd, write=True)
     except (BrokenPipeError, ConnectionResetError):
         pass
     finally:
@@ -167,6 +179,20 @@ class _Sandbox:
         self.ready_sock.close()
 
 
+class _Discardable(Protocol):
+    """What a discarded sandbox or zygote offers its clean-up."""
+
+    @property
+    def exited(self) -> asyncio.Future[ExitStatus]: ...
+    @property
+    def prepared(self) -> asyncio.Task[bool] | None: ...
+    @property
+    def cgroup(self) -> RunCgroup | None: ...
+
+
+_D = TypeVar("_D", bound=_Discardable)
+
+
 class Engine:
     """Runs programs in single-use sandboxes. Create inside a running event loop."""
 
@@ -188,15 +214,11 @@ class Engine:
 
             self._zygotes = ZygotePool(self)
 
-    @property
-    def mode(self) -> str:
-        return "insecure" if self.config.insecure else self.config.mode
-
     def start(self) -> None:
         """Start the zygotes, or the pre-started single-use sandboxes."""
         if self._zygotes is not None:
             self._zygotes.fill()
-        elif self.config.warm_pool:
+        else:
             self._refill()
 
     # ----------------------------------------------------------------- spawning
@@ -297,7 +319,7 @@ class Engine:
         """Once the runner has announced itself: move it into a fresh cgroup (a slow kernel
         operation, so in a thread), point the OOM killer at it and watch bubblewrap's PID 1.
         False when the sandbox died before its runner started."""
-        runner_pid = await self._announced_pid(sandbox)
+        runner_pid = await self._announced_pid_on(sandbox.ready_sock, sandbox.exited)
         sandbox.ready_sock.close()
         if runner_pid is None:
             return False
@@ -341,13 +363,10 @@ class Engine:
             sandbox = self._pool.popleft()
             if sandbox.exited.done() or sandbox.scratch_bytes != scratch_bytes:
                 self._discard(sandbox)
-                if sandbox.scratch_bytes != scratch_bytes and not sandbox.exited.done():
-                    continue
                 continue
             self._loop.call_soon(self._refill)
             return sandbox
-        if self.config.warm_pool:
-            self._loop.call_soon(self._refill)
+        self._loop.call_soon(self._refill)
         return self._spawn(scratch_bytes)
 
     def _discard(self, sandbox: _Sandbox) -> None:
@@ -363,15 +382,13 @@ class Engine:
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _cleanup_discarded(self, sandbox: _Sandbox) -> None:
+    async def _cleanup_discarded(self, sandbox: _Discardable) -> None:
+        """Once a discarded sandbox or zygote has finished its set-up, remove its cgroup."""
         if sandbox.prepared is not None:
             with contextlib.suppress(Exception):
                 await sandbox.prepared
         if sandbox.cgroup is not None:
             await self._remove_cgroup(sandbox.cgroup)
-
-    async def _announced_pid(self, sandbox: _Sandbox) -> int | None:
-        return await self._announced_pid_on(sandbox.ready_sock, sandbox.exited)
 
     async def _announced_pid_on(self, sock: socket.socket, exited: asyncio.Future[ExitStatus]) -> int | None:
         """The runner's host pid, from the SCM_CREDENTIALS it sends once it has started."""
@@ -390,12 +407,7 @@ class Engine:
                 _, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(struct.calcsize("3i")))
                 break
             except BlockingIOError:
-                ready = self._loop.create_future()
-                self._loop.add_reader(fd, ready.set_result, None)
-                try:
-                    await ready
-                finally:
-                    self._loop.remove_reader(fd)
+                await _fd_ready(self._loop, fd, write=False)
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                 return int(array.array("i", data[:4])[0])
@@ -414,39 +426,29 @@ class Engine:
         try:
             if sandbox.prepared is None or not await sandbox.prepared:
                 return await self._sandbox_error(sandbox, out, err, "the sandbox could not be set up")
-            cgroup = sandbox.cgroup
-            if cgroup is not None:
-                cgroup = sandbox.cgroup = cgroup.renamed(cgroup.memory.name.replace("pool-", "run-", 1))
+            if sandbox.cgroup is not None:
+                sandbox.cgroup = sandbox.cgroup.renamed(sandbox.cgroup.memory.name.replace("pool-", "run-", 1))
                 # +1: the runner's process counts too (bubblewrap's PID 1 stays outside the cgroup).
-                cgroup.limit(limits.memory_bytes, limits.max_processes + 1)
-            header = " ".join(
-                str(x)
-                for x in (
-                    max(1, math.ceil(limits.cpu_time_ms / 1000)),
-                    limits.memory_bytes,
-                    limits.max_processes + 1,
-                    limits.max_file_bytes,
-                    int(check_mode),
-                )
-            )
+                sandbox.cgroup.limit(limits.memory_bytes, limits.max_processes + 1)
+            header = _run_header(limits, limits.max_processes + 1, check_mode)
             start = time.monotonic()
             writers = [
-                asyncio.ensure_future(_write_all(self._loop, sandbox.ctrl_w, header.encode() + b"\n" + program)),
+                asyncio.ensure_future(_write_all(self._loop, sandbox.ctrl_w, header + b"\n" + program)),
                 asyncio.ensure_future(_write_all(self._loop, sandbox.stdin_w, stdin)),
             ]
             sandbox.ctrl_w = sandbox.stdin_w = -1
-            timed_out, overflowed = await self._wait(sandbox, overflow, limits.wall_time_ms / 1000)
+            timed_out, overflowed = await _wait_finished(sandbox.exited, overflow, limits.wall_time_ms / 1000)
             if timed_out or overflowed:
-                self._kill(sandbox, cgroup)
+                self._kill(sandbox)
             exit_status = await sandbox.exited
             duration = time.monotonic() - start
-            await self._drain(out, err, sandbox, cgroup)
+            await self._drain(out, err, sandbox)
             cpu = exit_status.cpu_seconds
             if sandbox.init_exited is not None:
                 done, _ = await asyncio.wait({sandbox.init_exited}, timeout=DRAIN_AFTER_EXIT_S)
                 if done:
                     cpu = sandbox.init_exited.result().cpu_seconds
-            memory_hit = cgroup is not None and cgroup.memory_limit_hit()
+            memory_hit = sandbox.cgroup is not None and sandbox.cgroup.memory_limit_hit()
             return _classify(
                 exit_status.exit_code,
                 out,
@@ -461,7 +463,7 @@ class Engine:
         finally:
             for task in writers:
                 task.cancel()
-            self._kill(sandbox, sandbox.cgroup)
+            self._kill(sandbox)
             out.close()
             err.close()
             for fd in (sandbox.ctrl_w, sandbox.stdin_w):
@@ -474,16 +476,7 @@ class Engine:
             if sandbox.cgroup is not None:
                 self._track(self._loop.create_task(self._remove_cgroup(sandbox.cgroup)))
 
-    async def _wait(self, sandbox: _Sandbox, overflow: asyncio.Event, wall_s: float) -> tuple[bool, bool]:
-        overflow_wait = asyncio.ensure_future(overflow.wait())
-        waits: set[asyncio.Future[Any]] = {sandbox.exited, overflow_wait}
-        try:
-            done, _ = await asyncio.wait(waits, timeout=wall_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            overflow_wait.cancel()
-        return (not done, overflow.is_set())
-
-    def _kill(self, sandbox: _Sandbox, cgroup: RunCgroup | None) -> None:
+    def _kill(self, sandbox: _Sandbox) -> None:
         """Kill the whole run: the outer bubblewrap (its PID 1 dies with it, and with PID 1 the
         kernel kills everything in the namespace) and anything left in the run's cgroup."""
         if not sandbox.exited.done():
@@ -492,20 +485,20 @@ class Engine:
         if self.config.insecure:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(sandbox.pid, signal.SIGKILL)
-        if cgroup is not None:
-            cgroup.kill_all()
+        if sandbox.cgroup is not None:
+            sandbox.cgroup.kill_all()
 
-    async def _drain(self, out: _Stream, err: _Stream, sandbox: _Sandbox, cgroup: RunCgroup | None) -> None:
+    async def _drain(self, out: _Stream, err: _Stream, sandbox: _Sandbox) -> None:
         """Wait for both pipes to reach EOF (the namespace is being torn down); kill whatever
         still holds them after a grace period."""
         pending = {out.eof, err.eof}
         _, pending = await asyncio.wait(pending, timeout=DRAIN_AFTER_EXIT_S)
         if pending:
-            self._kill(sandbox, cgroup)
+            self._kill(sandbox)
             await asyncio.wait(pending, timeout=DRAIN_AFTER_EXIT_S)
 
     async def _sandbox_error(self, sandbox: _Sandbox, out: _Stream, err: _Stream, why: str) -> RunResult:
-        self._kill(sandbox, None)
+        self._kill(sandbox)  # set-up failed, so the sandbox has no cgroup
         status = await sandbox.exited
         await asyncio.wait({out.eof, err.eof}, timeout=DRAIN_AFTER_EXIT_S)
         message = err.data.decode(errors="replace").strip()[-500:]
@@ -524,17 +517,45 @@ class Engine:
         self._closed = True
         if self._zygotes is not None:
             await self._zygotes.close()
-        while self._pool:
-            sandbox = self._pool.popleft()
-            self._discard(sandbox)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(sandbox.exited), 2)
+        await _discard_all(self._pool, self._discard)
         if self._cleanups:
             await asyncio.wait(set(self._cleanups), timeout=10)
         self.reaper.reap()
         self.reaper.close()
         if self._seccomp_fd >= 0:
             os.close(self._seccomp_fd)
+
+
+async def _wait_finished(finished: asyncio.Future[Any], overflow: asyncio.Event, wall_s: float) -> tuple[bool, bool]:
+    """Wait until `finished` is done, an output stream overflowed or `wall_s` passed:
+    (timed out, overflowed)."""
+    overflow_wait = asyncio.ensure_future(overflow.wait())
+    waits: set[asyncio.Future[Any]] = {finished, overflow_wait}
+    try:
+        done, _ = await asyncio.wait(waits, timeout=wall_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        overflow_wait.cancel()
+    return (not done, overflow.is_set())
+
+
+async def _discard_all(queue: deque[_D], discard: Callable[[_D], None]) -> None:
+    """Discard every waiting sandbox (or zygote), giving each up to 2 s to exit."""
+    while queue:
+        item = queue.popleft()
+        discard(item)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(item.exited), 2)
+
+
+def _cpu_limit_s(limits: Limits) -> int:
+    """The CPU time limit in whole seconds (RLIMIT_CPU's unit), at least 1."""
+    return max(1, math.ceil(limits.cpu_time_ms / 1000))
+
+
+def _run_header(limits: Limits, processes: int, check_mode: bool, *extra: int) -> bytes:
+    """The line that tells the runner its limits: CPU s, memory, processes, file size, check mode."""
+    fields = (_cpu_limit_s(limits), limits.memory_bytes, processes, limits.max_file_bytes, int(check_mode), *extra)
+    return " ".join(str(x) for x in fields).encode()
 
 
 def _no_inheritable_fds() -> None:
@@ -576,7 +597,7 @@ def _classify(
     overflowed: bool,
     memory_hit: bool,
 ) -> RunResult:
-    cpu_limit_s = max(1, math.ceil(limits.cpu_time_ms / 1000))
+    cpu_limit_s = _cpu_limit_s(limits)
     if overflowed:
         status, detail = Status.OUTPUT_LIMIT, f"output exceeded {limits.max_output_bytes} bytes on a stream"
     elif timed_out:

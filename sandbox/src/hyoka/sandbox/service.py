@@ -7,15 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from hyoka.rpc.errors import InvalidArgument, ResourceExhausted
-from hyoka.sandbox import __version__
+from hyoka.sandbox import __version__, policy
 from hyoka.sandbox.capabilities import Capabilities
 from hyoka.sandbox.config import HUMANEVAL_WALL_TIME_MS, SandboxConfig
 from hyoka.sandbox.engine import Engine, RunResult, Status
-from hyoka.sandbox.humaneval import Problem, ProblemSetInfo, build_program, load_problem_sets, pass_at_k
+from hyoka.sandbox.humaneval import Problem, build_program, load_problem_sets, pass_at_k
 from hyoka.sandbox.policy import Limits, violations
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,15 @@ class Admission:
 
     def release(self, runs: int = 1) -> None:
         self.admitted -= runs
+
+    @contextlib.contextmanager
+    def reserved(self, runs: int) -> Iterator[None]:
+        """Reserve `runs` (or refuse, see `reserve`) for the duration of the block."""
+        self.reserve(runs)
+        try:
+            yield
+        finally:
+            self.release(runs)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -101,11 +110,6 @@ class SandboxService:
             raise InvalidArgument.of(found)
         return spec.limits.over(base)
 
-    def _check_limits(self, limits: Limits, field: str) -> None:
-        found = violations(limits, self.config.max_limits, field)
-        if found:
-            raise InvalidArgument.of(found)
-
     # ---------------------------------------------------------------- running
     async def _run_admitted(self, program: bytes, limits: Limits, stdin: bytes, check_mode: bool) -> RunResult:
         """Run once a worker is free. The caller reserved the run and releases it (a task
@@ -115,11 +119,8 @@ class SandboxService:
 
     async def execute(self, spec: ProgramSpec) -> RunResult:
         limits = self._check_program(spec, "", self.config.default_limits)
-        self.admission.reserve(1)
-        try:
+        with self.admission.reserved(1):
             return await self._run_admitted(spec.program, limits, spec.stdin, False)
-        finally:
-            self.admission.release(1)
 
     async def execute_batch(self, specs: Sequence[ProgramSpec], shared: Limits) -> AsyncIterator[tuple[int, RunResult]]:
         if not specs:
@@ -128,25 +129,24 @@ class SandboxService:
             raise InvalidArgument(
                 "programs", f"{len(specs)} programs exceeds the maximum of {self.config.max_batch_size}"
             )
-        self._check_limits(shared, "limits")
+        policy.check(shared, self.config.max_limits, "limits")
         base = shared.over(self.config.default_limits)
         resolved = [self._check_program(spec, f"programs[{i}].", base) for i, spec in enumerate(specs)]
-        self.admission.reserve(len(specs))
 
         async def indexed(index: int, spec: ProgramSpec, limits: Limits) -> tuple[int, RunResult]:
             return index, await self._run_admitted(spec.program, limits, spec.stdin, False)
 
-        tasks = [
-            asyncio.ensure_future(indexed(i, spec, limits))
-            for i, (spec, limits) in enumerate(zip(specs, resolved, strict=True))
-        ]
-        try:
-            for finished in asyncio.as_completed(tasks):
-                yield await finished
-        finally:
-            for task in tasks:
-                task.cancel()
-            self.admission.release(len(specs))
+        with self.admission.reserved(len(specs)):
+            tasks = [
+                asyncio.ensure_future(indexed(i, spec, limits))
+                for i, (spec, limits) in enumerate(zip(specs, resolved, strict=True))
+            ]
+            try:
+                for finished in asyncio.as_completed(tasks):
+                    yield await finished
+            finally:
+                for task in tasks:
+                    task.cancel()
 
     def resolve_problem(self, problem_id: str | None, inline: Problem | None) -> Problem:
         if problem_id is not None:
@@ -194,14 +194,13 @@ class SandboxService:
         if found:
             raise InvalidArgument.of(found)
         resolved = limits.over(Limits(wall_time_ms=HUMANEVAL_WALL_TIME_MS)).over(self.config.default_limits)
-        self.admission.reserve(n)
-        tasks = [asyncio.ensure_future(self._run_admitted(p, resolved, b"", True)) for p in programs]
-        try:
-            results = list(await asyncio.gather(*tasks))
-        finally:
-            for task in tasks:
-                task.cancel()
-            self.admission.release(n)
+        with self.admission.reserved(n):
+            tasks = [asyncio.ensure_future(self._run_admitted(p, resolved, b"", True)) for p in programs]
+            try:
+                results = list(await asyncio.gather(*tasks))
+            finally:
+                for task in tasks:
+                    task.cancel()
         correct = sum(r.status is Status.PASSED for r in results)
         estimates = [(k, pass_at_k(n, correct, k)) for k in ks]
         return CheckOutcome(problem_id or "", results, correct, estimates, self.signature(resolved))
@@ -231,7 +230,3 @@ class SandboxService:
     @property
     def python_version(self) -> str:
         return self.capabilities.python_version
-
-    @property
-    def problem_set_infos(self) -> list[ProblemSetInfo]:
-        return list(self.problem_sets)

@@ -9,7 +9,6 @@ import array
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import signal
 import socket
@@ -26,7 +25,11 @@ from hyoka.sandbox.engine import (
     RunResult,
     Status,
     _classify,
+    _discard_all,
+    _fd_ready,
+    _run_header,
     _Stream,
+    _wait_finished,
     _write_all,
 )
 from hyoka.sandbox.policy import Limits
@@ -139,24 +142,13 @@ class ZygotePool:
             zygote.cgroup.kill_all()
         zygote.ctrl.close()
         zygote.ready.close()
-        self.engine._track(self._loop.create_task(self._cleanup(zygote)))
+        self.engine._track(self._loop.create_task(self.engine._cleanup_discarded(zygote)))
         if not self._closed:
             self._loop.call_soon(self.fill)
 
-    async def _cleanup(self, zygote: _Zygote) -> None:
-        if zygote.prepared is not None:
-            with contextlib.suppress(Exception):
-                await zygote.prepared
-        if zygote.cgroup is not None:
-            await self.engine._remove_cgroup(zygote.cgroup)
-
     async def close(self) -> None:
         self._closed = True
-        while self._idle:
-            zygote = self._idle.popleft()
-            self._discard(zygote)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(zygote.exited), 2)
+        await _discard_all(self._idle, self._discard)
 
     # ------------------------------------------------------------------ running
     async def run(self, program: bytes, limits: Limits, stdin: bytes, check_mode: bool) -> RunResult:
@@ -176,15 +168,13 @@ class ZygotePool:
         status: asyncio.Task[bytes] | None = None
         try:
             if zygote.prepared is None or not await zygote.prepared:
-                return await self._setup_failed(zygote, out, err, "the zygote sandbox could not be set up")
+                return await self._setup_failed(out, err, "the zygote sandbox could not be set up")
             before = (0, 0)
             if zygote.cgroup is not None:
                 # +3: bubblewrap's PID 1, the zygote and the run's parent share the user namespace.
                 zygote.cgroup.limit(limits.memory_bytes, limits.max_processes + 3)
                 before = zygote.cgroup.counters()
-            cpu_s = max(1, math.ceil(limits.cpu_time_ms / 1000))
-            fields = (cpu_s, limits.memory_bytes, limits.max_processes + 3, limits.max_file_bytes)
-            header = " ".join(str(x) for x in (*fields, int(check_mode), limits.scratch_bytes)).encode()
+            header = _run_header(limits, limits.max_processes + 3, check_mode, limits.scratch_bytes)
             await self._send(zygote.ctrl, struct.pack("!QQ", len(header), len(program)), [stdin_r, out_w, err_w])
             for fd in (stdin_r, out_w, err_w):
                 os.close(fd)
@@ -194,13 +184,7 @@ class ZygotePool:
             feeder = asyncio.ensure_future(_write_all(self._loop, stdin_w, stdin))
             stdin_w = -1
             status = asyncio.ensure_future(self._status_line(zygote.ctrl))
-            overflow_wait = asyncio.ensure_future(overflow.wait())
-            waits: set[asyncio.Future[object]] = {status, overflow_wait}  # type: ignore[arg-type]
-            try:
-                done, _ = await asyncio.wait(waits, timeout=limits.wall_time_ms / 1000, return_when="FIRST_COMPLETED")
-            finally:
-                overflow_wait.cancel()
-            timed_out, overflowed = not done, overflow.is_set()
+            timed_out, overflowed = await _wait_finished(status, overflow, limits.wall_time_ms / 1000)
             line = status.result() if status.done() and not overflowed else b""
             duration = time.monotonic() - start
             if timed_out or overflowed or not line:
@@ -253,12 +237,7 @@ class ZygotePool:
                 sent = sock.sendmsg([data], rights)
                 break
             except BlockingIOError:
-                writable = self._loop.create_future()
-                self._loop.add_writer(sock.fileno(), writable.set_result, None)
-                try:
-                    await writable
-                finally:
-                    self._loop.remove_writer(sock.fileno())
+                await _fd_ready(self._loop, sock.fileno(), write=True)
         if sent < len(data):
             await self._loop.sock_sendall(sock, data[sent:])
 
@@ -271,7 +250,7 @@ class ZygotePool:
             line += chunk
         return line
 
-    async def _setup_failed(self, zygote: _Zygote, out: _Stream, err: _Stream, why: str) -> RunResult:
-        self._discard(zygote)
+    async def _setup_failed(self, out: _Stream, err: _Stream, why: str) -> RunResult:
+        """The zygote could not be set up; `run` discards it (it is not reusable)."""
         log.error("sandbox error: %s", why)
         return RunResult(Status.SANDBOX_ERROR, 0, out.data, err.data, detail=why)
