@@ -1,5 +1,6 @@
 """MetricsClient against a real metrics server: batches cut to the server's limit, the columnar
-wire form with one or several references per item, scores equal to the library's in-process."""
+wire form with one or several references per item, two calls in flight, scores in input order and
+equal to the library's in-process, errors as ServiceCallError."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hyoka.metrics import Item, score
 from hyoka.metrics.server import MetricsServer, MetricsServerConfig, start_metrics_server
 from hyoka.metrics.synthetic import generate_pairs
-from hyoka.orchestrator.services import MetricsClient
+from hyoka.orchestrator.services import MetricsClient, ServiceCallError
 
 
 @pytest.fixture
@@ -40,3 +41,12 @@ async def test_char_f1_takes_one_reference_each(small_batch_server: MetricsServe
     assert [s.value for s in scores] == score(
         "char_f1_fuzzywuzzy", [Item("東京都", ("東京都",)), Item("大阪", ("京都",))], {}
     ).item_scores
+
+
+async def test_a_failed_call_raises_service_call_error(small_batch_server: MetricsServer) -> None:
+    pairs = generate_pairs(200, seed=7)  # four calls, two at a time: every one fails
+    async with MetricsClient(f"127.0.0.1:{small_batch_server.port}") as client:
+        with pytest.raises(ServiceCallError, match=r"INVALID_ARGUMENT.*options\.tokenizer"):
+            await client.score("rougeL", [p for p, _ in pairs], [[r] for _, r in pairs], {"tokenizer": "nope"})
+        # the client stays usable
+        assert [s.value for s in await client.char_f1(["東京"], ["東京"])] == [1.0]

@@ -10,6 +10,7 @@ from fuzzywuzzy import fuzz
 from fuzzywuzzy.StringMatcher import StringMatcher
 
 from hyoka.metrics import Item, score
+from hyoka.metrics.base import Pairs
 from hyoka.metrics.charf1 import squad_f1
 
 
@@ -32,6 +33,20 @@ def test_char_f1_fuzzywuzzy_matches_llm_jp_eval(pairs: list[tuple[str, str]]) ->
     assert result.corpus_score == pytest.approx(statistics.mean(expected), abs=1e-9)
     assert 0.2 < result.corpus_score < 0.9  # the pairs are neither all equal nor all disjoint
     assert "matcher:python-levenshtein-0.21" in result.signature.text
+
+
+def test_char_f1_fuzzywuzzy_on_pairs_matches_llm_jp_eval(pairs: list[tuple[str, str]]) -> None:
+    # Pairs (the server's form for columns with one reference each) skip the Items entirely
+    expected = [llmjp_char_f1(p, r) for p, r in pairs]
+    result = score("char_f1_fuzzywuzzy", Pairs([p for p, _ in pairs], [r for _, r in pairs]))
+    assert result.item_scores == pytest.approx(expected, abs=1e-9)
+    assert result.corpus_score == pytest.approx(statistics.mean(expected), abs=1e-9)
+
+
+def test_char_f1_fuzzywuzzy_takes_the_best_of_several_references(pairs: list[tuple[str, str]]) -> None:
+    items = [Item(p, (r, p[: len(p) // 2], "")) for p, r in pairs[:300]]
+    expected = [max(llmjp_char_f1(it.prediction, ref) for ref in it.references) for it in items]
+    assert score("char_f1_fuzzywuzzy", items).item_scores == pytest.approx(expected, abs=1e-9)
 
 
 def test_char_f1_fuzzywuzzy_rounds_exactly_like_fuzzywuzzy() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyoka.metrics import METRICS, Item, MetricError, get_metric, registry, score
+from hyoka.metrics import METRICS, Item, MetricError, Pairs, get_metric, registry, score
 
 
 def test_every_metric_scores_with_its_defaults() -> None:
@@ -60,3 +60,24 @@ def test_signatures_record_the_tokenizer_and_dictionary() -> None:
     assert fields["tok"].startswith("ja-mecab-") and fields["dict"].startswith("ipadic-")
     fields = score("rouge2", [Item("今日は", ("今日は",))], {"tokenizer": "mecab-jlmeval"}).signature.as_dict()
     assert fields["dict"].startswith("unidic-lite-") and "neologdn" in fields and "emoji" in fields
+
+
+def test_every_text_metric_scores_pairs_as_it_scores_items(pairs: list[tuple[str, str]]) -> None:
+    # Pairs: the columnar form the server scores without building Items
+    for name in METRICS:
+        if name == "pass_at_k":
+            continue
+        # MGSM's references must be integers
+        sample = [(p, str(len(r))) if name == "exact_match_mgsm" else (p, r) for p, r in pairs[:200]]
+        items = [Item(p, (r,)) for p, r in sample]
+        columns = Pairs([p for p, _ in sample], [r for _, r in sample])
+        from_items, from_pairs = score(name, items), score(name, columns)
+        assert from_pairs.item_scores == from_items.item_scores, name
+        assert from_pairs.corpus_score == from_items.corpus_score, name
+        assert from_pairs.signature == from_items.signature, name
+
+
+def test_a_metric_check_applies_to_pairs() -> None:
+    with pytest.raises(MetricError) as error:
+        score("exact_match_mgsm", Pairs(["12", "7"], ["12", "seven"]))
+    assert error.value.field == "items[1].references[0]"

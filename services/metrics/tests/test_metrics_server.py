@@ -188,6 +188,17 @@ def _both_forms() -> metrics_pb2.ScoreRequest:
             "columns.references[2]",
             grpc.StatusCode.INVALID_ARGUMENT,
         ),
+        # one reference each (scored as Pairs): the first item with a long text, prediction first
+        (
+            _columns("exact_match", [Item("a", ("a",)), Item("b", ("x" * 200_001,)), Item("y" * 200_001, ("c",))]),
+            "columns.references[1]",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            _columns("exact_match", [Item("a", ("a",)), Item("y" * 200_001, ("x" * 200_001,))]),
+            "columns.predictions[1]",
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         (_columns("pass_at_k", [Item("a", ("a",))], k="1"), "columns", grpc.StatusCode.INVALID_ARGUMENT),
         (
             metrics_pb2.ScoreRequest(metric="bleu", columns=metrics_pb2.ScoreColumns()),
@@ -257,6 +268,8 @@ async def test_oversize_batch_is_resource_exhausted(stub: metrics_pb2_grpc.Metri
 async def test_oversize_text_is_invalid(stub: metrics_pb2_grpc.MetricsServiceStub) -> None:
     items = [Item("a", ("a",)), Item("x" * 200_001, ("a",))]
     await _expect_invalid(stub.Score(_request("exact_match", items), timeout=TIMEOUT), "items[1].prediction")
+    items = [Item("a", ("a", "b")), Item("c", ("d", "x" * 200_001))]  # several references: Items
+    await _expect_invalid(stub.Score(_request("exact_match", items), timeout=TIMEOUT), "items[1].references[1]")
 
 
 @pytest.mark.parametrize(
@@ -376,7 +389,9 @@ async def test_work_stops_when_the_deadline_passes(
 
 
 async def test_big_batch_does_not_starve_small_ones(pairs: list[tuple[str, str]]) -> None:
-    running = await start_metrics_server(MetricsServerConfig(port=0, chunk_items=100, workers=2))
+    # one scoring thread (the default): the chunk queue alone keeps the small call from waiting
+    assert MetricsServerConfig().workers == 1
+    running = await start_metrics_server(MetricsServerConfig(port=0, chunk_items=100))
     try:
         async with aio_channel(ChannelConfig(f"127.0.0.1:{running.port}")) as channel:
             stub = metrics_pb2_grpc.MetricsServiceStub(channel)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hyoka.metrics import Item
-from hyoka.metrics.base import MetricError
+from hyoka.metrics.base import MetricError, Pairs
 from hyoka.metrics.wire import WireBatch, columns_to_proto, items_to_proto
 from hyoka.v1 import metrics_pb2
 
@@ -21,16 +21,16 @@ def test_columns_round_trip_to_the_same_items(pairs: list[tuple[str, str]]) -> N
     items[9] = Item("", ("",))
     batch = WireBatch.of(_columns_request(items))
     assert batch.is_columns and len(batch) == 300 and batch.reference_count == 302
-    assert batch.to_items(pass_counts=False) == items
+    assert batch.to_batch(pass_counts=False) == items
 
 
 def test_one_reference_each_needs_no_counts() -> None:
     columns = columns_to_proto([Item("a", ("x",)), Item("b", ("y",))])
     assert list(columns.reference_counts) == []
-    assert WireBatch.of(metrics_pb2.ScoreRequest(columns=columns)).to_items(pass_counts=False) == [
-        Item("a", ("x",)),
-        Item("b", ("y",)),
-    ]
+    # one reference each: Pairs, scored without an Item per pair
+    batch = WireBatch.of(metrics_pb2.ScoreRequest(columns=columns)).to_batch(pass_counts=False)
+    assert batch == Pairs(["a", "b"], ["x", "y"])
+    assert isinstance(batch, Pairs) and batch.items() == [Item("a", ("x",)), Item("b", ("y",))]
 
 
 @pytest.mark.parametrize(
@@ -49,8 +49,19 @@ def test_one_reference_each_needs_no_counts() -> None:
 )
 def test_column_lengths_that_disagree_name_the_field(columns: metrics_pb2.ScoreColumns, field: str) -> None:
     with pytest.raises(MetricError) as error:
-        WireBatch.of(metrics_pb2.ScoreRequest(columns=columns)).to_items(pass_counts=False)
+        WireBatch.of(metrics_pb2.ScoreRequest(columns=columns)).to_batch(pass_counts=False)
     assert error.value.field == field
+
+
+def test_items_with_one_reference_each_become_pairs() -> None:
+    one_each = [Item("a", ("x",)), Item("b", ("y",))]
+    batch = WireBatch.of(metrics_pb2.ScoreRequest(items=items_to_proto(one_each))).to_batch(pass_counts=False)
+    assert batch == Pairs(["a", "b"], ["x", "y"])
+    several = [Item("a", ("x",)), Item("b", ("y", "z"))]
+    assert WireBatch.of(metrics_pb2.ScoreRequest(items=items_to_proto(several))).to_batch(pass_counts=False) == several
+    with_counts = [Item("", (), (5, 2)), Item("", (), (3, 0))]
+    request = metrics_pb2.ScoreRequest(items=items_to_proto(with_counts))
+    assert WireBatch.of(request).to_batch(pass_counts=True) == with_counts
 
 
 def test_items_and_columns_together_are_refused() -> None:
@@ -64,7 +75,7 @@ def test_items_and_columns_together_are_refused() -> None:
 def test_pass_counts_need_items() -> None:
     batch = WireBatch.of(_columns_request([Item("a", ("a",))]))
     with pytest.raises(MetricError) as error:
-        batch.to_items(pass_counts=True)
+        batch.to_batch(pass_counts=True)
     assert error.value.field == "columns"
 
 
@@ -73,7 +84,7 @@ def test_domain_fields_map_to_column_fields() -> None:
     chunk = metrics_pb2.ScoreStreamChunk(columns=columns_to_proto(items))
     # a later chunk of a stream: 10 items and 12 column references came before it
     batch = WireBatch.of(chunk, first_item=10, first_reference=12)
-    batch.to_items(pass_counts=False)
+    batch.to_batch(pass_counts=False)
     assert batch.request_field("items[11].prediction") == "columns.predictions[11]"
     assert batch.request_field("items[11].references[1]") == "columns.references[14]"
     assert batch.request_field("items[12].references[0]") == "columns.references[15]"
@@ -86,5 +97,5 @@ def test_domain_fields_map_to_column_fields() -> None:
 
 def test_one_reference_each_maps_by_item_index() -> None:
     batch = WireBatch.of(_columns_request([Item("a", ("x",)), Item("b", ("y",))]))
-    batch.to_items(pass_counts=False)
+    batch.to_batch(pass_counts=False)
     assert batch.request_field("items[1].references[0]") == "columns.references[1]"

@@ -10,16 +10,29 @@ Metric names and options: `hyoka.metrics.registry`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from hyoka.metrics.base import Item, ItemScores, Metric, MetricError, ScoreResult
+from hyoka.metrics.base import Batch, Item, ItemScores, Metric, MetricError, Pairs, ScoreResult
 from hyoka.metrics.registry import METRICS, get_metric
 from hyoka.metrics.signature import Signature
 
 
-def score(metric: str, items: Sequence[Item], options: Mapping[str, str] | None = None) -> ScoreResult:
-    """Score `items` with `metric` in this thread; raises MetricError on bad input."""
-    return get_metric(metric, options).score(items)
+def score(metric: str, batch: Batch, options: Mapping[str, str] | None = None) -> ScoreResult:
+    """Score `batch` (Items, or one-reference Pairs) with `metric` in this thread; raises
+    MetricError on bad input."""
+    return get_metric(metric, options).score(batch)
 
 
-__all__ = ["METRICS", "Item", "ItemScores", "Metric", "MetricError", "ScoreResult", "Signature", "get_metric", "score"]
+__all__ = [
+    "METRICS",
+    "Batch",
+    "Item",
+    "ItemScores",
+    "Metric",
+    "MetricError",
+    "Pairs",
+    "ScoreResult",
+    "Signature",
+    "get_metric",
+    "score",
+]

@@ -70,6 +70,28 @@ class Item:
     pass_counts: tuple[int, int] | None = None  # (total samples n, correct c)
 
 
+@dataclass(frozen=True, slots=True)
+class Pairs:
+    """A batch of items with exactly one reference each, held as two columns: the wire's columnar
+    form, scored without building an Item per pair (see `Metric.score_pairs`)."""
+
+    predictions: list[str]
+    references: list[str]
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def __getitem__(self, part: slice) -> Pairs:
+        return Pairs(self.predictions[part], self.references[part])
+
+    def items(self) -> list[Item]:
+        return [Item(p, (r,)) for p, r in zip(self.predictions, self.references, strict=True)]
+
+
+#: What a metric scores: domain items, or one-reference pairs in columns.
+Batch = Sequence[Item] | Pairs
+
+
 @dataclass
 class ItemScores:
     """Per-item scores (0-1) and, for corpus-level metrics, per-item sufficient statistics."""
@@ -108,10 +130,18 @@ class Metric(abc.ABC):
     @abc.abstractmethod
     def score_items(self, items: Sequence[Item]) -> ItemScores: ...
 
-    def score_chunk(self, items: Sequence[Item]) -> ItemScores:
-        """`score_items` with the garbage collector paused (see `gc_paused`)."""
+    def score_pairs(self, pairs: Pairs) -> ItemScores:
+        """`score_items` of one-reference pairs; a metric that works on columns inside overrides
+        this to skip building the Items."""
+        return self.score_items(pairs.items())
+
+    def score_batch(self, batch: Batch) -> ItemScores:
+        return self.score_pairs(batch) if isinstance(batch, Pairs) else self.score_items(batch)
+
+    def score_chunk(self, batch: Batch) -> ItemScores:
+        """`score_batch` with the garbage collector paused (see `gc_paused`)."""
         with gc_paused():
-            return self.score_items(items)
+            return self.score_batch(batch)
 
     def aggregate(self, scores: ItemScores) -> tuple[float, dict[str, float]]:
         """The corpus score and details; the default is the mean of the item scores."""
@@ -127,18 +157,22 @@ class Metric(abc.ABC):
         if self.needs_references and not item.references:
             raise MetricError(f"items[{index}].references", "needs at least one reference")
 
-    def check_items(self, items: Sequence[Item], offset: int = 0) -> None:
+    def check_items(self, batch: Batch, offset: int = 0) -> None:
         """`check_item` over a batch whose first item has index `offset`."""
-        if type(self).check_item is Metric.check_item and all(item.references for item in items):
-            return  # the one check a metric without its own check_item makes, passed in one sweep
-        for position, item in enumerate(items):
+        # the one check a metric without its own check_item makes, in one sweep (pairs have
+        # their reference by construction)
+        if type(self).check_item is Metric.check_item and (
+            isinstance(batch, Pairs) or all(item.references for item in batch)
+        ):
+            return
+        for position, item in enumerate(batch.items() if isinstance(batch, Pairs) else batch):
             self.check_item(offset + position, item)
 
-    def score(self, items: Sequence[Item]) -> ScoreResult:
+    def score(self, batch: Batch) -> ScoreResult:
         """Score a whole batch in this thread."""
-        if not items:
+        if not batch:
             raise MetricError("items", "the batch is empty")
-        self.check_items(items)
-        scores = self.score_chunk(items)
+        self.check_items(batch)
+        scores = self.score_chunk(batch)
         corpus, details = self.aggregate(scores)
         return ScoreResult(corpus, scores.scores, self.signature(scores), details)

@@ -29,10 +29,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
-from hyoka.metrics.base import Item, ItemScores, Metric
+from hyoka.metrics.base import Item, ItemScores, Metric, Pairs
 from hyoka.metrics.signature import Signature, package_version
 
 # fuzzywuzzy's `asciidammit` deletes code points 128-255 (str.translate with a table); a regex
@@ -58,6 +59,29 @@ class CharF1Fuzzywuzzy(Metric):
     name = "char_f1_fuzzywuzzy"
 
     def score_items(self, items: Sequence[Item]) -> ItemScores:
+        predictions: list[str] = []
+        references: list[str] = []
+        owners: list[int] = []
+        for index, item in enumerate(items):
+            for ref in item.references:
+                predictions.append(item.prediction)
+                references.append(ref)
+                owners.append(index)
+        if len(owners) == len(items):  # one reference each
+            return self._score_pairs(predictions, references)
+        percents = self._percents(predictions, references)
+        best = np.zeros(len(items))
+        np.maximum.at(best, np.asarray(owners, dtype=np.intp), percents)
+        return ItemScores((best / 100.0).tolist())
+
+    def score_pairs(self, pairs: Pairs) -> ItemScores:
+        return self._score_pairs(pairs.predictions, pairs.references)
+
+    def _score_pairs(self, predictions: Sequence[str], references: Sequence[str]) -> ItemScores:
+        return ItemScores((self._percents(predictions, references) / 100.0).tolist())
+
+    def _percents(self, predictions: Sequence[str], references: Sequence[str]) -> npt.NDArray[np.float64]:
+        """token_sort_ratio of each (prediction, reference) pair, 0-100."""
         nfkc = self.options["normalize"] == "nfkc"
         # llm-jp-eval cuts the model output only, never the gold answer.
         cut = self.options["extract"] == "first_paragraph"
@@ -69,24 +93,14 @@ class CharF1Fuzzywuzzy(Metric):
                 found = cache[text] = fuzzywuzzy_process_and_sort(unicodedata.normalize("NFKC", text) if nfkc else text)
             return found
 
-        preds: list[str] = []
-        refs: list[str] = []
-        owners: list[int] = []
-        for index, item in enumerate(items):
-            pred = prepared(item.prediction.split("\n\n")[0] if cut else item.prediction)
-            for ref in item.references:
-                preds.append(pred)
-                refs.append(prepared(ref))
-                owners.append(index)
+        preds = [prepared(p.split("\n\n")[0] if cut else p) for p in predictions]
+        refs = [prepared(r) for r in references]
         if self.options["matcher"] == "levenshtein":
             ratios = process.cpdist(preds, refs, scorer=Indel.normalized_similarity, dtype=np.float64, workers=1)
             # fuzzywuzzy: utils.intr(100 * ratio) = int(round(...)), round-half-to-even like np.rint.
-            percents = np.rint(100 * ratios)
-        else:
-            percents = np.array([_difflib_percent(a, b) for a, b in zip(preds, refs, strict=True)], dtype=np.float64)
-        best = np.zeros(len(items))
-        np.maximum.at(best, np.asarray(owners, dtype=np.intp), percents)
-        return ItemScores((best / 100.0).tolist())
+            percents: npt.NDArray[np.float64] = np.rint(100 * ratios)
+            return percents
+        return np.array([_difflib_percent(a, b) for a, b in zip(preds, refs, strict=True)], dtype=np.float64)
 
     def signature(self, scores: ItemScores | None = None) -> Signature:
         matcher = self.options["matcher"]

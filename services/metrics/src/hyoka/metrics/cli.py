@@ -16,6 +16,7 @@ from hyoka.metrics.base import Item, MetricError
 from hyoka.metrics.files import FileError, Format, read_predictions, read_references
 from hyoka.metrics.registry import get_metric
 from hyoka.metrics.server import TOKEN_ENVS, MetricsServerConfig, serve
+from hyoka.metrics.service import ServiceLimits
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -31,7 +32,10 @@ def _fail(message: str) -> NoReturn:
 def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 50051,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 in a container.")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option(help="Scoring threads shared by all calls.")] = 4,
+    workers: Annotated[
+        int,
+        typer.Option(help="Scoring threads shared by all calls (the metrics hold the GIL: more add no throughput)."),
+    ] = ServiceLimits.workers,
     max_batch_items: Annotated[int, typer.Option(help="Items per Score request.")] = 10_000,
     max_stream_items: Annotated[int, typer.Option(help="Items per ScoreStream call.")] = 1_000_000,
     max_message_mib: Annotated[int, typer.Option(help="Largest request or response, MiB.")] = 64,

@@ -4,8 +4,7 @@ limits, connection ageing from hyoka.rpc; batch limits and the worker pool from 
 from __future__ import annotations
 
 import asyncio
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hyoka.metrics.service import MetricsScorer, ServiceLimits
 from hyoka.metrics.servicer import MetricsServicer
@@ -34,7 +33,7 @@ class MetricsServerConfig:
     max_stream_items: int = 1_000_000
     max_text_chars: int = 200_000
     chunk_items: int = 1000
-    workers: int = field(default_factory=lambda: max(2, min(8, os.cpu_count() or 2)))
+    workers: int = ServiceLimits.workers
     grace_seconds: float = 5.0
 
     def server_config(self) -> ServerConfig:

@@ -1,9 +1,9 @@
 """The metrics domain service: batch limits and validation, and scoring on a worker pool.
 
 Batches are scored in chunks of `chunk_items`, one chunk at a time per request, on a shared thread
-pool: a small request queued behind a big one waits for at most one chunk per worker rather than
-for the whole big batch, and the event loop stays free to accept and answer other calls. Between
-chunks a cancelled call (client gone, deadline passed) stops.
+pool: a small request queued behind a big one waits for the chunks already queued (one per running
+call) rather than for the whole big batch, and the event loop stays free to accept and answer other
+calls. Between chunks a cancelled call (client gone, deadline passed) stops.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from hyoka.metrics.base import Item, ItemScores, Metric, MetricError, ScoreResult, gc_paused
+from hyoka.metrics.base import Batch, Item, ItemScores, Metric, MetricError, Pairs, ScoreResult, gc_paused
 from hyoka.metrics.registry import get_metric
 
 
@@ -27,8 +27,10 @@ class ServiceLimits:
     max_text_chars: int = 200_000
     #: Items scored per worker task.
     chunk_items: int = 1000
-    #: Worker threads shared by all calls.
-    workers: int = 4
+    #: Scoring threads shared by all calls. Every metric holds the GIL while it scores (MeCab via
+    #: fugashi and mecab-python3, rapidfuzz, and the Python around them), so a second thread adds
+    #: no throughput, only GIL hand-offs; fairness comes from the chunk queue instead (see above).
+    workers: int = 1
 
 
 class BatchTooLarge(Exception):
@@ -36,6 +38,21 @@ class BatchTooLarge(Exception):
         super().__init__(f"{field}: {count} items exceed the limit of {limit}{hint}")
         self.field = field
         self.description = f"{count} items exceed the limit of {limit}{hint}"
+
+
+def _check_item_lengths(items: Sequence[Item], offset: int, limit: int) -> None:
+    for index, item in enumerate(items, start=offset):
+        if len(item.prediction) > limit:
+            raise MetricError(f"items[{index}].prediction", f"{len(item.prediction)} characters exceed {limit}")
+        for j, ref in enumerate(item.references):
+            if len(ref) > limit:
+                raise MetricError(f"items[{index}].references[{j}]", f"{len(ref)} characters exceed {limit}")
+
+
+def _check_pair_lengths(pairs: Pairs, offset: int, limit: int) -> None:
+    if max(map(len, pairs.predictions), default=0) <= limit and max(map(len, pairs.references), default=0) <= limit:
+        return
+    _check_item_lengths(pairs.items(), offset, limit)  # rare: find and name the first long text
 
 
 class MetricsScorer:
@@ -49,20 +66,16 @@ class MetricsScorer:
     def metric(self, name: str, options: Mapping[str, str]) -> Metric:
         return get_metric(name, options)
 
-    def check_items(
-        self, metric: Metric, items: Sequence[Item], offset: int = 0, *, payload_bytes: int | None = None
-    ) -> None:
+    def check_items(self, metric: Metric, batch: Batch, offset: int = 0, *, payload_bytes: int | None = None) -> None:
         """Raise MetricError naming the first bad item (indices count from `offset`). A payload of
         at most `max_text_chars` bytes cannot hold an over-long text, so lengths go unchecked then."""
         limit = self.limits.max_text_chars
         if payload_bytes is None or payload_bytes > limit:
-            for index, item in enumerate(items, start=offset):
-                if len(item.prediction) > limit:
-                    raise MetricError(f"items[{index}].prediction", f"{len(item.prediction)} characters exceed {limit}")
-                for j, ref in enumerate(item.references):
-                    if len(ref) > limit:
-                        raise MetricError(f"items[{index}].references[{j}]", f"{len(ref)} characters exceed {limit}")
-        metric.check_items(items, offset)
+            if isinstance(batch, Pairs):
+                _check_pair_lengths(batch, offset, limit)
+            else:
+                _check_item_lengths(batch, offset, limit)
+        metric.check_items(batch, offset)
 
     def check_batch_size(self, count: int, *, stream: bool) -> None:
         limit = self.limits.max_stream_items if stream else self.limits.max_batch_items
@@ -71,9 +84,9 @@ class MetricsScorer:
             raise BatchTooLarge("items", count, limit, hint)
 
     async def score_converted(
-        self, metric: Metric, convert: Callable[[], list[Item]], *, payload_bytes: int | None = None
+        self, metric: Metric, convert: Callable[[], Batch], *, payload_bytes: int | None = None
     ) -> ScoreResult:
-        """Score one request's batch: items built from the wire messages by `convert`, checked,
+        """Score one request's batch: built from the wire messages by `convert`, checked,
         scored chunk by chunk on the pool, aggregated."""
         scores, aggregated = await self._score(metric, convert, offset=0, payload_bytes=payload_bytes, finish=True)
         assert aggregated is not None
@@ -81,7 +94,7 @@ class MetricsScorer:
         return ScoreResult(corpus, scores.scores, metric.signature(scores), details)
 
     async def score_chunk(
-        self, metric: Metric, convert: Callable[[], list[Item]], *, offset: int, payload_bytes: int | None = None
+        self, metric: Metric, convert: Callable[[], Batch], *, offset: int, payload_bytes: int | None = None
     ) -> ItemScores:
         """Item scores of one chunk of a stream whose earlier chunks held `offset` items."""
         scores, _ = await self._score(metric, convert, offset=offset, payload_bytes=payload_bytes, finish=False)
@@ -90,7 +103,7 @@ class MetricsScorer:
     async def _score(
         self,
         metric: Metric,
-        convert: Callable[[], list[Item]],
+        convert: Callable[[], Batch],
         *,
         offset: int,
         payload_bytes: int | None,
@@ -101,7 +114,7 @@ class MetricsScorer:
         aggregates; so the common one-chunk batch costs a single thread hand-off."""
         loop = asyncio.get_running_loop()
         step = self.limits.chunk_items
-        items: list[Item] = []
+        items: Batch = []
         scores = ItemScores([])
         aggregated: tuple[float, dict[str, float]] | None = None
 
@@ -115,7 +128,7 @@ class MetricsScorer:
                         raise MetricError("items", "the batch is empty")
                     self.check_items(metric, items, offset, payload_bytes=payload_bytes)
                 if items:
-                    scores.extend(metric.score_items(items[start : start + step]))
+                    scores.extend(metric.score_batch(items[start : start + step]))
                 if start + step < len(items):
                     return False
                 # Free the items while the collector is still paused: a collection over them

@@ -79,7 +79,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
         try:
             result = await self._scorer.score_converted(
                 metric,
-                functools.partial(batch.to_items, pass_counts=not metric.needs_references),
+                functools.partial(batch.to_batch, pass_counts=not metric.needs_references),
                 payload_bytes=request.ByteSize(),
             )
         except MetricError as error:
@@ -117,7 +117,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
                 scores.extend(
                     await self._scorer.score_chunk(
                         metric,
-                        functools.partial(batch.to_items, pass_counts=not metric.needs_references),
+                        functools.partial(batch.to_batch, pass_counts=not metric.needs_references),
                         offset=count,
                         payload_bytes=message.ByteSize(),
                     )

@@ -22,7 +22,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from hyoka.metrics.base import Item, MetricError, ScoreResult
+from hyoka.metrics.base import Batch, Item, MetricError, Pairs, ScoreResult
 from hyoka.rpc.batches import score_columns
 from hyoka.v1 import common_pb2, metrics_pb2, metrics_pb2_grpc
 
@@ -141,16 +141,27 @@ def add_metrics_servicer(servicer: metrics_pb2_grpc.MetricsServiceServicer, serv
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
-def items_from_proto(items: Any, *, pass_counts: bool = True) -> list[Item]:
-    """Domain items from ScoreItem messages (`pass_counts=False` skips that field: text metrics
-    ignore it, and every field read costs time on large batches)."""
-    if not pass_counts:  # one reference is the common case, and indexing beats tuple() on a repeated field
-        return [Item(i.prediction, (r[0],) if len(r := i.references) == 1 else tuple(r)) for i in items]
+def items_from_proto(items: Any, *, pass_counts: bool = True) -> Batch:
+    """The domain batch of ScoreItem messages: Pairs when every item has one reference and
+    `pass_counts` is off (text metrics ignore that field, and every field read costs time on
+    large batches), else Items."""
+    if not pass_counts:
+        predictions: list[str] = []
+        references: list[str] = []
+        for item in items:
+            if len(refs := item.references) != 1:
+                break
+            predictions.append(item.prediction)
+            references.append(refs[0])
+        else:
+            return Pairs(predictions, references)
     return [
         Item(
             item.prediction,
             tuple(item.references),
-            (item.pass_counts.total, item.pass_counts.correct) if item.HasField("pass_counts") else None,
+            (item.pass_counts.total, item.pass_counts.correct)
+            if pass_counts and item.HasField("pass_counts")
+            else None,
         )
         for item in items
     ]
@@ -196,14 +207,15 @@ class WireBatch:
     def __len__(self) -> int:
         return len(self._columns.predictions) if self._columns is not None else len(self._items)
 
-    def to_items(self, *, pass_counts: bool = True) -> list[Item]:
+    def to_batch(self, *, pass_counts: bool = True) -> Batch:
+        """The domain batch: Items, or Pairs for columns with one reference each."""
         if self._columns is None:
             return items_from_proto(self._items, pass_counts=pass_counts)
         if pass_counts:
             raise MetricError("columns", "pass_at_k reads ScoreItem.pass_counts; send this batch in items")
-        return self._items_from_columns(self._columns)
+        return self._batch_from_columns(self._columns)
 
-    def _items_from_columns(self, columns: Any) -> list[Item]:
+    def _batch_from_columns(self, columns: Any) -> Batch:
         predictions = list(columns.predictions)
         references = list(columns.references)
         counts = list(columns.reference_counts)
@@ -214,7 +226,7 @@ class WireBatch:
                     f"{len(references)} references for {len(predictions)} predictions"
                     " (one each unless reference_counts says otherwise)",
                 )
-            return [Item(p, (r,)) for p, r in zip(predictions, references, strict=True)]
+            return Pairs(predictions, references)
         if len(counts) != len(predictions):
             raise MetricError("columns.reference_counts", f"{len(counts)} counts for {len(predictions)} predictions")
         if (total := sum(counts)) != len(references):
