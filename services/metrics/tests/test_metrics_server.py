@@ -272,12 +272,22 @@ async def test_oversize_text_is_invalid(stub: metrics_pb2_grpc.MetricsServiceStu
     await _expect_invalid(stub.Score(_request("exact_match", items), timeout=TIMEOUT), "items[1].references[1]")
 
 
+def _columns_only(
+    request: Any, predictions: list[bytes], references: list[bytes], counts: tuple[int, ...] = ()
+) -> None:
+    request.ClearField("items")
+    request.columns.predictions.extend(predictions)
+    request.columns.references.extend(references)
+    request.columns.reference_counts.extend(counts)
+
+
 @pytest.mark.parametrize(
     ("build", "field"),
     [
         (lambda r: r.items.add(prediction=b"ok\xff", references=[b"ok"]), "items[1].prediction"),
         (lambda r: r.items.add(prediction=b"ok", references=[b"ok", b"\xe3\x81"]), "items[1].references[1]"),
-        (lambda r: r.columns.predictions.extend([b"ok", b"\xffok"]), "columns.predictions[1]"),
+        (lambda r: _columns_only(r, [b"ok", b"\xffok"], [b"a", b"b"]), "columns.predictions[1]"),
+        (lambda r: _columns_only(r, [b"ok", b"ok"], [b"a", b"b", b"\xe3\x81"], [1, 2]), "columns.references[2]"),
         (lambda r: setattr(r, "metric", b"bl\xc3eu"), "metric"),
         (lambda r: r.options.add(key=b"tokenize", value=b"\xff"), "options.tokenize"),
     ],

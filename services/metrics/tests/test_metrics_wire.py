@@ -7,7 +7,7 @@ import pytest
 
 from hyoka.metrics import Item
 from hyoka.metrics.base import MetricError, Pairs
-from hyoka.metrics.wire import WireBatch, columns_to_proto, items_to_proto
+from hyoka.metrics.wire import WireBatch, columns_to_proto, items_to_proto, server_class
 from hyoka.v1 import metrics_pb2
 
 
@@ -99,3 +99,22 @@ def test_one_reference_each_maps_by_item_index() -> None:
     batch = WireBatch.of(_columns_request([Item("a", ("x",)), Item("b", ("y",))]))
     batch.to_batch(pass_counts=False)
     assert batch.request_field("items[1].references[0]") == "columns.references[1]"
+
+
+def test_the_server_schema_reads_column_texts_as_bytes_and_decodes_them_once() -> None:
+    items = [Item("東京都", ("とうきょう",)), Item("😀 ok", ("",))]
+    data = metrics_pb2.ScoreRequest(metric="bleu", options={"tokenize": "13a"}, columns=columns_to_proto(items))
+    parsed = server_class("hyoka.v1.ScoreRequest").FromString(data.SerializeToString())
+    assert list(parsed.columns.predictions) == [b"\xe6\x9d\xb1\xe4\xba\xac\xe9\x83\xbd", "😀 ok".encode()]
+    assert parsed.metric == "bleu" and dict(parsed.options) == {"tokenize": "13a"}  # the rest as the contract
+    assert WireBatch.of(parsed).to_batch(pass_counts=False) == Pairs(["東京都", "😀 ok"], ["とうきょう", ""])
+
+
+def test_column_text_that_is_not_utf8_is_named_across_the_stream() -> None:
+    chunk = server_class("hyoka.v1.ScoreStreamChunk")()
+    chunk.columns.predictions.extend([b"a", b"b"])
+    chunk.columns.references.extend([b"a", b"b\xe3\x81", b"c"])
+    chunk.columns.reference_counts.extend([1, 2])
+    with pytest.raises(MetricError) as error:
+        WireBatch.of(chunk, first_item=4, first_reference=6).to_batch(pass_counts=False)
+    assert (error.value.field, error.value.description) == ("columns.references[7]", "is not valid UTF-8 (byte 1)")

@@ -7,6 +7,11 @@ with no hint of which field it was, and gRPC would answer INTERNAL. So the contr
 same bytes with a wire-compatible copy of the schema whose `string` fields are `bytes` (and whose
 maps are plain repeated entries), finds the first field that is not UTF-8, and hands the servicer an
 `InvalidPayload` naming it ("items[3].references[0]"). Valid requests take the normal fast path.
+
+That fast path, too, parses with a copy of the schema (`server_class`): one whose ScoreColumns
+texts are `bytes`. protobuf would check their UTF-8 while parsing and Python again while making them
+`str` (~0.2 ms per 1,000 pairs, over 1% of char F1's time); WireBatch decodes them once and names a
+text that is not UTF-8 ("columns.references[7]").
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ class InvalidPayload:
     violations: tuple[tuple[str, str], ...]
 
 
-def _make_lenient(file_proto: descriptor_pb2.FileDescriptorProto) -> None:
+def _all_strings_to_bytes(file_proto: descriptor_pb2.FileDescriptorProto) -> None:
     def visit(message: descriptor_pb2.DescriptorProto) -> None:
         for field in message.field:
             if field.type == descriptor_pb2.FieldDescriptorProto.TYPE_STRING:
@@ -48,21 +53,45 @@ def _make_lenient(file_proto: descriptor_pb2.FileDescriptorProto) -> None:
 
     for message in file_proto.message_type:
         visit(message)
-    del file_proto.service[:]
 
 
-@cache
-def lenient_class(full_name: str) -> type[Message]:
-    """The wire-compatible copy of a metrics message with `bytes` in place of `string`."""
+def _column_texts_to_bytes(file_proto: descriptor_pb2.FileDescriptorProto) -> None:
+    (columns,) = (m for m in file_proto.message_type if m.name == "ScoreColumns")
+    for field in columns.field:
+        if field.name in ("predictions", "references"):
+            field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+
+
+def _schema_copy(retype: Callable[[descriptor_pb2.FileDescriptorProto], None]) -> descriptor_pool.DescriptorPool:
+    """A pool holding a copy of metrics.proto (and common.proto), changed by `retype` in place."""
     pool = descriptor_pool.DescriptorPool()
     common = descriptor_pb2.FileDescriptorProto()
     common_pb2.DESCRIPTOR.CopyToProto(common)
     pool.Add(common)
     metrics = descriptor_pb2.FileDescriptorProto()
     metrics_pb2.DESCRIPTOR.CopyToProto(metrics)
-    _make_lenient(metrics)
+    retype(metrics)
+    del metrics.service[:]
     pool.Add(metrics)
-    cls: type[Message] = message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+    return pool
+
+
+@cache
+def lenient_class(full_name: str) -> type[Message]:
+    """The wire-compatible copy of a metrics message with `bytes` in place of every `string`."""
+    cls: type[Message] = message_factory.GetMessageClass(
+        _schema_copy(_all_strings_to_bytes).FindMessageTypeByName(full_name)
+    )
+    return cls
+
+
+@cache
+def server_class(full_name: str) -> type[Message]:
+    """The copy of a metrics message the server parses requests with: ScoreColumns' texts are
+    `bytes` (decoded by WireBatch), everything else is as the contract has it."""
+    cls: type[Message] = message_factory.GetMessageClass(
+        _schema_copy(_column_texts_to_bytes).FindMessageTypeByName(full_name)
+    )
     return cls
 
 
@@ -102,10 +131,11 @@ def _first_bad_utf8(message: Message, path: str = "") -> tuple[str, str] | None:
 
 def lenient_deserializer(message_class: type[Message]) -> Callable[[bytes], Message | InvalidPayload]:
     full_name = message_class.DESCRIPTOR.full_name
+    parse = server_class(full_name).FromString
 
     def deserialize(data: bytes) -> Message | InvalidPayload:
         try:
-            return message_class.FromString(data)
+            return parse(data)
         except DecodeError:
             pass
         try:
@@ -167,6 +197,22 @@ def items_from_proto(items: Any, *, pass_counts: bool = True) -> Batch:
     ]
 
 
+def _texts(values: Any, field: str, first: int) -> list[str]:
+    """A repeated text field as str: decoded here when it was parsed as bytes (`server_class`);
+    a value that is not UTF-8 names its index counted from `first`."""
+    if not values or isinstance(values[0], str):
+        return list(values)
+    try:
+        return [value.decode() for value in values]
+    except UnicodeDecodeError:
+        for index, value in enumerate(values):
+            try:
+                value.decode()
+            except UnicodeDecodeError as error:
+                raise MetricError(f"{field}[{first + index}]", f"is not valid UTF-8 (byte {error.start})") from None
+        raise
+
+
 _ITEM_FIELD = re.compile(r"^items\[(\d+)\](?:\.(prediction|references)(?:\[(\d+)\])?)?$")
 
 
@@ -216,8 +262,8 @@ class WireBatch:
         return self._batch_from_columns(self._columns)
 
     def _batch_from_columns(self, columns: Any) -> Batch:
-        predictions = list(columns.predictions)
-        references = list(columns.references)
+        predictions = _texts(columns.predictions, "columns.predictions", self.first_item)
+        references = _texts(columns.references, "columns.references", self.first_reference)
         counts = list(columns.reference_counts)
         if not counts:
             if len(references) != len(predictions):
