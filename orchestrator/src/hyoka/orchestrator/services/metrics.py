@@ -14,7 +14,7 @@ from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
 
 CHAR_F1 = "char_f1_fuzzywuzzy"  # llm-jp-eval 1.3.0's char F1
 #: Score calls outstanding at once: the server scores one batch while the next one travels
-#: (benchmarks/bench_metrics.py: char F1's gRPC overhead ~16% one call at a time, ~12.5% with two).
+#: (benchmarks/bench_metrics.py --in-flight 1 or 2 compares the two).
 CALLS_IN_FLIGHT = 2
 
 
