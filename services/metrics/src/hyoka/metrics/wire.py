@@ -62,6 +62,7 @@ def _column_texts_to_bytes(file_proto: descriptor_pb2.FileDescriptorProto) -> No
             field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
 
 
+@cache
 def _schema_copy(retype: Callable[[descriptor_pb2.FileDescriptorProto], None]) -> descriptor_pool.DescriptorPool:
     """A pool holding a copy of metrics.proto (and common.proto), changed by `retype` in place."""
     pool = descriptor_pool.DescriptorPool()
@@ -76,31 +77,29 @@ def _schema_copy(retype: Callable[[descriptor_pb2.FileDescriptorProto], None]) -
     return pool
 
 
-@cache
-def lenient_class(full_name: str) -> type[Message]:
-    """The wire-compatible copy of a metrics message with `bytes` in place of every `string`."""
-    cls: type[Message] = message_factory.GetMessageClass(
-        _schema_copy(_all_strings_to_bytes).FindMessageTypeByName(full_name)
-    )
+def _copied_class(retype: Callable[[descriptor_pb2.FileDescriptorProto], None], full_name: str) -> type[Message]:
+    cls: type[Message] = message_factory.GetMessageClass(_schema_copy(retype).FindMessageTypeByName(full_name))
     return cls
 
 
-@cache
+def lenient_class(full_name: str) -> type[Message]:
+    """The wire-compatible copy of a metrics message with `bytes` in place of every `string`."""
+    return _copied_class(_all_strings_to_bytes, full_name)
+
+
 def server_class(full_name: str) -> type[Message]:
     """The copy of a metrics message the server parses requests with: ScoreColumns' texts are
     `bytes` (decoded by WireBatch), everything else is as the contract has it."""
-    cls: type[Message] = message_factory.GetMessageClass(
-        _schema_copy(_column_texts_to_bytes).FindMessageTypeByName(full_name)
-    )
-    return cls
+    return _copied_class(_column_texts_to_bytes, full_name)
 
 
-def _is_utf8(data: bytes) -> bool:
+def _utf8_problem(data: bytes) -> str | None:
+    """Why `data` is not UTF-8, or None when it is."""
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    except UnicodeDecodeError as error:
+        return f"is not valid UTF-8 (byte {error.start})"
+    return None
 
 
 def _first_bad_utf8(message: Message, path: str = "") -> tuple[str, str] | None:
@@ -111,16 +110,14 @@ def _first_bad_utf8(message: Message, path: str = "") -> tuple[str, str] | None:
         for index, element in enumerate(values):
             where = f"{name}[{index}]" if field.is_repeated and not is_entry else name
             if isinstance(element, bytes):
-                try:
-                    element.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    return where, f"is not valid UTF-8 (byte {error.start})"
+                if problem := _utf8_problem(element):
+                    return where, problem
             elif is_entry:
                 # a map entry: name the map for a bad key, "map.key" for a bad value
                 key, entry_value = element.key, element.value  # type: ignore[attr-defined]
-                if isinstance(key, bytes) and not _is_utf8(key):
+                if isinstance(key, bytes) and _utf8_problem(key):
                     return name, "has a key that is not valid UTF-8"
-                if isinstance(entry_value, bytes) and not _is_utf8(entry_value):
+                if isinstance(entry_value, bytes) and _utf8_problem(entry_value):
                     return f"{name}.{key.decode() if isinstance(key, bytes) else key}", "is not valid UTF-8"
             elif isinstance(element, Message):
                 found = _first_bad_utf8(element, where)
@@ -205,12 +202,8 @@ def _texts(values: Any, field: str, first: int) -> list[str]:
     try:
         return [value.decode() for value in values]
     except UnicodeDecodeError:
-        for index, value in enumerate(values):
-            try:
-                value.decode()
-            except UnicodeDecodeError as error:
-                raise MetricError(f"{field}[{first + index}]", f"is not valid UTF-8 (byte {error.start})") from None
-        raise
+        index, problem = next((i, p) for i, value in enumerate(values) if (p := _utf8_problem(value)))
+        raise MetricError(f"{field}[{first + index}]", problem) from None
 
 
 _ITEM_FIELD = re.compile(r"^items\[(\d+)\](?:\.(prediction|references)(?:\[(\d+)\])?)?$")
