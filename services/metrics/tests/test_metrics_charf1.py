@@ -9,7 +9,7 @@ import pytest
 from fuzzywuzzy import fuzz
 from fuzzywuzzy.StringMatcher import StringMatcher
 
-from hyoka.metrics import Item, score
+from hyoka.metrics import Item, get_metric, score
 from hyoka.metrics.base import Pairs
 from hyoka.metrics.charf1 import squad_f1
 
@@ -47,6 +47,13 @@ def test_char_f1_fuzzywuzzy_takes_the_best_of_several_references(pairs: list[tup
     items = [Item(p, (r, p[: len(p) // 2], "")) for p, r in pairs[:300]]
     expected = [max(llmjp_char_f1(it.prediction, ref) for ref in it.references) for it in items]
     assert score("char_f1_fuzzywuzzy", items).item_scores == pytest.approx(expected, abs=1e-9)
+
+
+def test_char_f1_fuzzywuzzy_item_scores_follow_their_own_references() -> None:
+    # 0 + 2 references add up to one per item: only items with exactly one each are plain pairs
+    # (score_items is given the batch unchecked here, as Metric.score's check would refuse item 0)
+    metric = get_metric("char_f1_fuzzywuzzy", {})
+    assert metric.score_items([Item("東京", ()), Item("東京", ("東京", "大阪"))]).scores == [0.0, 1.0]
 
 
 def test_char_f1_fuzzywuzzy_rounds_exactly_like_fuzzywuzzy() -> None:

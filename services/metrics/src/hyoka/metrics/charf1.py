@@ -59,6 +59,8 @@ class CharF1Fuzzywuzzy(Metric):
     name = "char_f1_fuzzywuzzy"
 
     def score_items(self, items: Sequence[Item]) -> ItemScores:
+        if all(len(item.references) == 1 for item in items):
+            return self._score_pairs([item.prediction for item in items], [item.references[0] for item in items])
         predictions: list[str] = []
         references: list[str] = []
         owners: list[int] = []
@@ -67,8 +69,6 @@ class CharF1Fuzzywuzzy(Metric):
                 predictions.append(item.prediction)
                 references.append(ref)
                 owners.append(index)
-        if len(owners) == len(items):  # one reference each
-            return self._score_pairs(predictions, references)
         percents = self._percents(predictions, references)
         best = np.zeros(len(items))
         np.maximum.at(best, np.asarray(owners, dtype=np.intp), percents)
