@@ -200,11 +200,10 @@ def main() -> int:
             best_cpu = dict(best_wall)
             values: dict[str, float] = {}
 
-            def in_one_batch(pairs: list[tuple[str, str]], case: Case = case) -> float:
-                return score(case.metric, [Item(p, (r,)) for p, r in pairs], case.options).corpus_score
+            def in_one_batch(items: list[Item], case: Case = case) -> float:
+                return score(case.metric, items, case.options).corpus_score
 
-            def in_batches(pairs: list[tuple[str, str]], case: Case = case) -> float:
-                items = [Item(p, (r,)) for p, r in pairs]
+            def in_batches(items: list[Item], case: Case = case) -> float:
                 results = [
                     score(case.metric, items[i : i + args.batch], case.options)
                     for i in range(0, len(items), args.batch)
@@ -231,12 +230,14 @@ def main() -> int:
                 ]
                 return float(stub.ScoreStream(iter(messages), timeout=600).corpus_score)
 
-            # the in-process runs take fresh texts; the gRPC runs send prebuilt messages
-            local_runs: dict[str, Callable[[list[tuple[str, str]]], float]] = {
-                "reference": case.reference,
-                "in-process": in_one_batch,
-                "in-proc/1k": in_batches,
-            }
+            def local_run(name: str, case: Case = case) -> Callable[[], float]:
+                """A run of the reference or of hyoka in-process on fresh texts, its input (pairs,
+                or Items) built before the clock starts, as the gRPC runs' messages are."""
+                if name == "reference":
+                    return functools.partial(case.reference, fresh_pairs())
+                items = [Item(p, (r,)) for p, r in fresh_pairs()]
+                return functools.partial(in_one_batch if name == "in-process" else in_batches, items)
+
             grpc_runs: dict[str, Callable[[], float]] = {
                 "gRPC items": functools.partial(one_call_per_batch, item_requests[case.metric]),
                 "gRPC columns": functools.partial(one_call_per_batch, column_requests[case.metric]),
@@ -244,8 +245,7 @@ def main() -> int:
             }
             for _ in range(args.repeats):
                 for name in RUNS:
-                    run: Callable[[], float]
-                    run = functools.partial(local_runs[name], fresh_pairs()) if name in local_runs else grpc_runs[name]
+                    run = grpc_runs[name] if name in GRPC_RUNS else local_run(name)
                     wall, cpu, value = _timed(run, server.pid if name in GRPC_RUNS else None)
                     best_wall[name] = min(best_wall[name], wall)
                     best_cpu[name] = min(best_cpu[name], cpu)
