@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from hyoka.orchestrator.tasks.datadir import default_data_dir
-
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The benchmark data (../shared/datasets beside the checkout, or $HYOKA_DATA_DIR)."""
-    path = default_data_dir()
+    """The benchmark data: $HYOKA_DATA_DIR, else ../shared/datasets beside the checkout (the
+    product's own default is the `hyoka data` cache, which tests never fill from the network)."""
+    env = os.environ.get("HYOKA_DATA_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parent.parent / "shared" / "datasets"
     if not (path / "FEWSHOT.md").is_file():
         pytest.fail(f"benchmark data not found at {path}; set HYOKA_DATA_DIR")
     return path

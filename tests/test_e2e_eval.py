@@ -1,6 +1,6 @@
 """End to end: `hyoka eval`'s engine on the four tasks through the real metrics and sandbox gRPC
 servers. SmolLM2 (the real CPU model) checks structure and ranges; a scripted model that returns
-JHumanEval's canonical solutions must get pass@1 = 1.0 through the same path."""
+HumanEval's and JHumanEval's canonical solutions must get pass@1 = 1.0 through the same path."""
 
 from __future__ import annotations
 
@@ -75,16 +75,18 @@ async def test_smollm2_on_the_four_tasks(
 
 # JHumanEval/64's prompt is not valid Python upstream (the translation lost the newline after the
 # closing quotes of FIX = """...""", so `"""def vowels_count(s):` is a syntax error): no completion
-# can pass it, in the paper's harness as here.
-BROKEN_PROMPTS = {"JHumanEval/64"}
+# can pass it, in the paper's harness as here. HumanEval has no such problem.
+BROKEN_PROMPTS = {"jhumaneval": {"JHumanEval/64"}, "humaneval": set()}
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task_name", ["jhumaneval", "humaneval"])
 async def test_canonical_solutions_pass_at_1_is_one(
-    tmp_path: Path, data_dir: Path, sandbox_server: LocalService
+    tmp_path: Path, data_dir: Path, sandbox_server: LocalService, task_name: str
 ) -> None:
     limit = 164  # all problems (1,640 sandboxed programs: ~10 s on 2 idle cores)
-    task = get_task("jhumaneval")
+    broken_ids = BROKEN_PROMPTS[task_name]
+    task = get_task(task_name)
     items = task.items(task.load(data_dir), limit=limit)
     canonical = {it.prompt: it.gold for it in items}
 
@@ -94,7 +96,7 @@ async def test_canonical_solutions_pass_at_1_is_one(
     backend = ScriptedBackend(generations=solve, max_concurrency=4)
     config = EvalConfig(
         model="scripted:canonical",
-        tasks=("jhumaneval",),
+        tasks=(task_name,),
         out=tmp_path,
         data_dir=data_dir,
         limit=limit,
@@ -104,13 +106,12 @@ async def test_canonical_solutions_pass_at_1_is_one(
     (result,) = outcome.results
     assert result.num_items == limit
     assert len(backend.generation_calls) == limit and all(r.n == 10 for r in backend.generation_calls)
-    records = _records(tmp_path, "jhumaneval")
-    good = [r for r in records if r["item_id"] not in BROKEN_PROMPTS]
-    assert len(good) == limit - 1
+    records = _records(tmp_path, task_name)
+    good = [r for r in records if r["item_id"] not in broken_ids]
+    assert len(good) == limit - len(broken_ids)
     assert all(r["score"] == 1.0 for r in good), [r["item_id"] for r in good if r["score"] != 1.0]
-    (broken,) = [r for r in records if r["item_id"] in BROKEN_PROMPTS]
-    assert broken["score"] == 0.0
-    assert result.score == pytest.approx((limit - 1) / limit)
+    assert all(r["score"] == 0.0 for r in records if r["item_id"] in broken_ids)
+    assert result.score == pytest.approx((limit - len(broken_ids)) / limit)
 
 
 async def test_niilc_char_f1_through_the_metrics_service(

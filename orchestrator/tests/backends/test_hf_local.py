@@ -231,3 +231,33 @@ async def test_threads_option_sets_torch_threads(tiny_model_dir: Path) -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+async def test_special_tokens_only_where_the_request_asks(tiny_model_dir: Path, tiny_lm: LocalModel) -> None:
+    """bigcode tokenises with the tokenizer's defaults (BOS where it adds one); lm-eval adds none.
+    The tiny tokenizer gets a BOS-adding post-processor, as Llama's has."""
+    import copy
+
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer = copy.deepcopy(tiny_lm.tokenizer)
+    bos = tokenizer.eos_token_id  # any special token will do as the prefix
+    tokenizer._tokenizer.post_processor = TemplateProcessing(
+        single=f"{tokenizer.eos_token} $A", special_tokens=[(tokenizer.eos_token, bos)]
+    )
+    lm = LocalModel("tiny-bos", tokenizer, tiny_lm.model)
+    assert lm.encode("The quick", special_tokens=True) == [bos, *lm.encode("The quick")]
+    assert lm.encode("The quick")[0] != bos
+
+    backend = create_backend("hf-local", model=str(tiny_model_dir), batch_size=2)
+    assert isinstance(backend, HFLocalBackend)
+    backend._model = lm  # the loaded model, with the BOS-adding tokenizer
+    plain = GenerationRequest("The quick", max_new_tokens=4)
+    with_bos = GenerationRequest("The quick", max_new_tokens=4, add_special_tokens=True)
+    expected = [s.text for s in lm.generate([[bos, *lm.encode("The quick")]], max_new_tokens=4)[0]]
+    without = [s.text for s in lm.generate([lm.encode("The quick")], max_new_tokens=4)[0]]
+    assert expected != without  # so the two requests below tell the encodings apart
+    assert await backend.generate_until([with_bos]) == [expected]
+    assert await backend.generate_until([plain]) == [
+        [s.text for s in lm.generate([lm.encode("The quick")], max_new_tokens=4)[0]]
+    ]

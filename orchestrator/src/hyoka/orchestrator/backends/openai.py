@@ -77,8 +77,8 @@ class _Tokenizer:
         bos = self.tokenizer.bos_token_id
         self.prefix_token_id: int = bos if bos is not None else eos
 
-    def encode(self, text: str) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=self.add_bos_token)["input_ids"]
+    def encode(self, text: str, *, special_tokens: bool = False) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=special_tokens or self.add_bos_token)["input_ids"]
         return ids
 
 
@@ -191,11 +191,15 @@ class OpenAICompletionsBackend(_OpenAIBase):
             max_new_tokens_limit=self._max_model_len - 1 if self._max_model_len else None,
         )
 
-    def _prompt(self, text: str) -> str | list[int]:
-        return self._tokenizer.encode(text) if self._tokenizer is not None else text
+    def _prompt(self, text: str, *, special_tokens: bool = False) -> str | list[int]:
+        """Token ids where a tokenizer is configured (the server then adds nothing), else the text
+        (the server tokenises it with its own defaults)."""
+        if self._tokenizer is None:
+            return text
+        return self._tokenizer.encode(text, special_tokens=special_tokens)
 
     async def _generate_one(self, r: GenerationRequest) -> list[str]:
-        prompt = self._prompt(r.context)
+        prompt = self._prompt(r.context, special_tokens=r.add_special_tokens)
         budget = self._new_token_budget(r, prompt)
         return await self._complete("/v1/completions", r, {"prompt": prompt}, budget, lambda c: c.get("text"))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +30,12 @@ class TaskResult:
     task: str
     benchmark_column: str
     metric: str
-    score: float  # mean of item scores, 0-1
+    score: float  # 0-1: the mean of item scores, or the corpus score (BLEU, ROUGE)
     num_items: int
     num_resumed: int  # items taken from an earlier, interrupted run
     wall_seconds: float
     signatures: tuple[str, ...] = ()
+    groups: dict[str, float] = field(default_factory=dict)  # sub-benchmark scores (MMLU subjects, BBH tasks)
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,17 +64,21 @@ def batch_size_for(items: Sequence[Item], max_concurrency: int) -> int:
 
 
 async def _outputs(backend: ModelBackend, items: Sequence[Item]) -> list[ItemOutput]:
-    """One backend call for a batch: generations, or every choice's log-likelihood."""
-    if items[0].generation is not None:
-        gen_requests = [it.generation for it in items if it.generation is not None]
-        completions = await backend.generate_until(gen_requests)
-        return [ItemOutput(completions=tuple(c)) for c in completions]
+    """One backend call per request kind for a batch: the generations, and every log-likelihood
+    request (choices; SQuAD2 asks for both)."""
+    gen_requests = [it.generation for it in items if it.generation is not None]
+    completions = iter(await backend.generate_until(gen_requests) if gen_requests else [])
     flat = [r for it in items for r in it.loglikelihood]
-    results = await backend.loglikelihood(flat)
+    results = await backend.loglikelihood(flat) if flat else []
     outs, pos = [], 0
     for it in items:
         n = len(it.loglikelihood)
-        outs.append(ItemOutput(logprobs=tuple(r.logprob for r in results[pos : pos + n])))
+        outs.append(
+            ItemOutput(
+                completions=tuple(next(completions)) if it.generation is not None else (),
+                logprobs=tuple(r.logprob for r in results[pos : pos + n]),
+            )
+        )
         pos += n
     return outs
 
@@ -135,19 +139,18 @@ async def run_task(
         await asyncio.gather(*jobs, return_exceptions=True)
 
     all_records = {**resumed, **fresh}
-    scores = [float(all_records[it.id]["score"]) for it in items]
-    signatures = sorted(
-        {str(r["details"]["signature"]) for r in all_records.values() if "signature" in r.get("details", {})}
-    )
+    aggregate = await task.aggregate([all_records[it.id] for it in items], scorers)
     return TaskResult(
         task=task.name,
         benchmark_column=task.spec.benchmark_column,
-        metric=task.spec.metric.value,
-        score=math.fsum(scores) / len(scores) if scores else float("nan"),
-        num_items=len(scores),
+        metric=task.spec.metric.name,
+        score=aggregate.score,
+        num_items=len(items),
         num_resumed=len(resumed),
         wall_seconds=time.perf_counter() - started,
-        signatures=tuple(signatures),
+        signatures=aggregate.signatures,
+        groups=aggregate.groups,
+        details=aggregate.details,
     )
 
 

@@ -22,7 +22,18 @@ from hyoka.orchestrator.services import local
 from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, ServiceUnavailableError
 from hyoka.orchestrator.services.metrics import MetricsClient
 from hyoka.orchestrator.services.sandbox import SandboxClient
-from hyoka.orchestrator.tasks import Item, Metric, Scorers, Task, TaskDataError, UnknownTaskError, get_task
+from hyoka.orchestrator.tasks import (
+    BuildContext,
+    Item,
+    PromptTokenizer,
+    Scorers,
+    Task,
+    TaskDataError,
+    TokenizerRequiredError,
+    UnknownTaskError,
+    get_task,
+)
+from hyoka.orchestrator.tasks.spec import PASS_AT_1
 
 
 class EvalInputError(ValueError):
@@ -44,6 +55,9 @@ class EvalConfig:
     sandbox_url: str | None = None  # None: start `hyoka-sandbox serve` locally when a task needs it
     auth_token: str | None = None  # bearer token for the given service URLs
     model_id: str | None = None  # name in scores.csv; default: the model the backend reports
+    # The model's tokenizer for tasks that count tokens (MGSM, XL-Sum), where the backend does not
+    # hold it (remote servers): `smollm2` or a local transformers/GGUF folder.
+    tokenizer: str | None = None
 
 
 class Progress(Protocol):
@@ -89,6 +103,39 @@ def _check_capabilities(tasks: Sequence[Task], backend: ModelBackend) -> None:
         raise EvalInputError(problems[0])
 
 
+def _tokenizer_source(tasks: Sequence[Task], backend: ModelBackend, config: EvalConfig) -> str | None:
+    """Where the tokenizer comes from ("backend", "flag") when a task needs one; fails up front."""
+    needing = [t.name for t in tasks if t.spec.needs_tokenizer]
+    if not needing:
+        return None
+    if config.tokenizer is not None:
+        return "flag"
+    if backend.provides_tokenizer:
+        return "backend"
+    raise EvalInputError(
+        f"task {needing[0]} counts the evaluated model's tokens and backend {config.model} does not hold a "
+        "tokenizer: pass --tokenizer (a local model folder or .gguf file of the same model)"
+    )
+
+
+def _load_tokenizer(spec: str) -> PromptTokenizer:
+    from hyoka.orchestrator.backends.tokenizers import load_tokenizer
+
+    try:
+        return load_tokenizer(spec)
+    except BackendError as e:
+        raise EvalInputError(str(e)) from e
+
+
+def _plan(task: Task, config: EvalConfig, context: BuildContext) -> list[Item]:
+    try:
+        items = task.items(task.load(config.data_dir), config.limit, context)
+        check_settings(records_path(config.out, task.name), task, config.model, create=False)
+    except (TaskDataError, RecordsError, TokenizerRequiredError) as e:
+        raise EvalInputError(str(e)) from e
+    return items
+
+
 async def _service(stack: contextlib.AsyncExitStack, client: ServiceClient, what: str, given: bool) -> None:
     stack.push_async_callback(client.aclose)
     try:
@@ -118,16 +165,22 @@ async def evaluate(
     _check_capabilities(tasks, backend)
     if not config.data_dir.is_dir():
         raise EvalInputError(f"data directory {config.data_dir} does not exist (set --data-dir or HYOKA_DATA_DIR)")
-    planned: list[tuple[Task, list[Item]]] = []
-    try:
-        for task in tasks:
-            planned.append((task, task.items(task.load(config.data_dir), config.limit)))
-            check_settings(records_path(config.out, task.name), task, config.model, create=False)
-    except (TaskDataError, RecordsError) as e:
-        raise EvalInputError(str(e)) from e
+    tokenizer_source = _tokenizer_source(tasks, backend, config)
+    tokenizer = _load_tokenizer(config.tokenizer) if tokenizer_source == "flag" and config.tokenizer else None
+    # Every task's data is read and checked before any work; tasks that count the model's tokens
+    # are rendered once the backend has loaded its tokenizer.
+    for task in tasks:
+        try:
+            task.check_data(config.data_dir)
+        except TaskDataError as e:
+            raise EvalInputError(str(e)) from e
+    planned: dict[str, list[Item]] = {}
+    for task in tasks:
+        if not task.spec.needs_tokenizer or tokenizer is not None:
+            planned[task.name] = _plan(task, config, BuildContext(tokenizer))
 
-    need_metrics = any(t.spec.metric is Metric.CHAR_F1 for t in tasks)
-    need_sandbox = any(t.spec.metric is Metric.PASS_AT_1 for t in tasks)
+    need_metrics = any(t.metric.service for t in tasks)
+    need_sandbox = any(t.metric.name == PASS_AT_1 for t in tasks)
     async with contextlib.AsyncExitStack() as stack:
         metrics_url, sandbox_url = config.metrics_url, config.sandbox_url
         to_start = [
@@ -167,13 +220,21 @@ async def evaluate(
             raise EvalInputError(f"backend {config.model}: {e}") from e
         _check_capabilities(tasks, backend)
         model_id = config.model_id or info.model
+        if tokenizer_source == "backend":
+            tokenizer = backend.tokenizer()
+            if tokenizer is None:
+                raise EvalInputError(f"backend {config.model} did not provide its tokenizer; pass --tokenizer")
+        for task in tasks:
+            if task.name not in planned:
+                planned[task.name] = _plan(task, config, BuildContext(tokenizer))
 
         outcome = EvalOutcome(model_id=model_id)
         for name, client, given in (("metrics", metrics, config.metrics_url), ("sandbox", sandbox, config.sandbox_url)):
             if client is not None:
                 outcome.services[name] = client.target if given else f"{client.target} (local)"
-        scorers = Scorers(metrics=metrics, sandbox=sandbox)
-        for task, items in planned:
+        scorers = Scorers(metrics=metrics, sandbox=sandbox, tokenizer=tokenizer)
+        for task in tasks:
+            items = planned[task.name]
             path = records_path(config.out, task.name)
             if progress:
                 progress.start_task(task.name, len(items))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import grpc
 
 from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, describe
-from hyoka.orchestrator.tasks.scoring import TextScore
+from hyoka.orchestrator.tasks.scoring import CorpusScore, TextScore
 from hyoka.rpc.batches import score_columns
 from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
 
@@ -43,7 +43,7 @@ class MetricsClient(ServiceClient):
         metric: str,
         predictions: Sequence[str],
         references: Sequence[Sequence[str]],
-        options: dict[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> list[TextScore]:
         """Item scores (0-1) with the server's signature text, in input order."""
         if len(predictions) != len(references):
@@ -70,6 +70,38 @@ class MetricsClient(ServiceClient):
         except* ServiceCallError as failures:
             raise failures.exceptions[0] from None
         return [s for batch in batches for s in batch.result()]
+
+    async def corpus(
+        self,
+        metric: str,
+        predictions: Sequence[str],
+        references: Sequence[Sequence[str]],
+        options: Mapping[str, str] | None = None,
+    ) -> CorpusScore:
+        """The corpus score over all items: one Score call when they fit in a batch, else one
+        ScoreStream (a corpus metric must see every item in one computation)."""
+        if len(predictions) != len(references):
+            raise ValueError("predictions and references differ in length")
+        size = await self.max_batch_items()
+        try:
+            if len(predictions) <= size:
+                request = metrics_pb2.ScoreRequest(
+                    metric=metric, options=options or {}, columns=score_columns(predictions, references)
+                )
+                reply = await self._stub.Score(request, timeout=self.timeout)
+                return CorpusScore(reply.corpus_score, reply.signature.text, dict(reply.details))
+
+            async def chunks() -> AsyncIterator[metrics_pb2.ScoreStreamRequest]:
+                config = metrics_pb2.ScoreStreamConfig(metric=metric, options=options or {})
+                yield metrics_pb2.ScoreStreamRequest(config=config)
+                for start in range(0, len(predictions), size):
+                    columns = score_columns(predictions[start : start + size], references[start : start + size])
+                    yield metrics_pb2.ScoreStreamRequest(chunk=metrics_pb2.ScoreStreamChunk(columns=columns))
+
+            stream_reply = await self._stub.ScoreStream(chunks(), timeout=self.timeout * 4)
+            return CorpusScore(stream_reply.corpus_score, stream_reply.signature.text, dict(stream_reply.details))
+        except grpc.aio.AioRpcError as e:
+            raise ServiceCallError(describe(f"metrics corpus score ({metric})", e)) from e
 
     async def char_f1(self, predictions: Sequence[str], references: Sequence[str]) -> list[TextScore]:
         if not predictions:

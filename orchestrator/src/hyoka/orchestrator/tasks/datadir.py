@@ -1,4 +1,9 @@
-"""Where the benchmark data lives: `--data-dir`, else $HYOKA_DATA_DIR, else `<repo>/../shared/datasets`."""
+"""Where the benchmark data lives: `--data-dir`, else $HYOKA_DATA_DIR, else the user cache that
+`hyoka data pull` fills ($XDG_CACHE_HOME/hyoka/datasets, by default ~/.cache/hyoka/datasets).
+
+The offline copy beside a checkout (`../shared/datasets`) has the same layout; the test suite
+points $HYOKA_DATA_DIR at it (scripts/test.sh).
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,19 @@ def repo_root() -> Path | None:
     return None
 
 
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/hyoka/datasets; a relative $XDG_CACHE_HOME is ignored, as the XDG base
+    directory specification requires."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "hyoka" / "datasets"
+
+
 def default_data_dir() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    root = repo_root()
-    return (root.parent if root else Path.cwd().parent) / "shared" / "datasets"
+    return user_cache_dir()
 
 
 def resolve_data_dir(flag: Path | None) -> Path:

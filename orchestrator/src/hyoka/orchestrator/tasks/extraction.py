@@ -42,5 +42,16 @@ def argmax_first(values: Iterable[float]) -> int:
     return best_i
 
 
-# Rules a task definition names in `extraction` for single-answer generation tasks.
+# Rules a task definition names in `extraction` for single-answer generation tasks; harness
+# families add their own with `@text_rule`.
 TEXT_RULES: dict[str, Callable[[str], str]] = {"none": lambda text: text, "llm_jp_eval": llm_jp_eval_answer}
+
+
+def text_rule(name: str) -> Callable[[Callable[[str], str]], Callable[[str], str]]:
+    def register(fn: Callable[[str], str]) -> Callable[[str], str]:
+        if name in TEXT_RULES:
+            raise RuntimeError(f"extraction rule {name!r} registered twice")
+        TEXT_RULES[name] = fn
+        return fn
+
+    return register

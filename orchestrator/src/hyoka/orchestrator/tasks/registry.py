@@ -8,9 +8,38 @@ from importlib import resources
 
 from pydantic import ValidationError
 
+from hyoka.orchestrator.tasks import families  # noqa: F401 - registers the loaders, builders and rules
+from hyoka.orchestrator.tasks.builders import BUILDERS
+from hyoka.orchestrator.tasks.extraction import TEXT_RULES
 from hyoka.orchestrator.tasks.loaders import LOADERS
 from hyoka.orchestrator.tasks.spec import TaskSpec
 from hyoka.orchestrator.tasks.task import Task
+
+#: Named sets of tasks. `paper`: the 19 benchmarks of Saito et al. in the published table's
+#: column order (each task's `benchmark_column` is its name).
+SUITES: dict[str, tuple[str, ...]] = {
+    "paper": (
+        "jcommonsenseqa",
+        "jemhopqa",
+        "niilc",
+        "jsquad",
+        "xlsum_ja",
+        "mgsm_ja",
+        "wmt20_en_ja",
+        "wmt20_ja_en",
+        "jmmlu",
+        "jhumaneval",
+        "openbookqa",
+        "triviaqa",
+        "hellaswag",
+        "squad2",
+        "xwino_en",
+        "mmlu",
+        "gsm8k",
+        "bbh",
+        "humaneval",
+    ),
+}
 
 
 class UnknownTaskError(ValueError):
@@ -29,14 +58,30 @@ def task_specs() -> dict[str, TaskSpec]:
             spec = TaskSpec.model_validate(tomllib.loads(entry.read_text(encoding="utf-8")))
         except (tomllib.TOMLDecodeError, ValidationError) as e:
             raise RuntimeError(f"task definition {entry.name} is invalid: {e}") from e
-        if spec.loader not in LOADERS:
-            raise RuntimeError(f"task definition {entry.name} names unknown loader {spec.loader!r}")
+        for kind, key, registry in (
+            ("loader", spec.loader, LOADERS),
+            ("builder", spec.builder, BUILDERS),
+            ("extraction rule", spec.extraction, {**TEXT_RULES, "code_stop_words": None}),
+        ):
+            if key not in registry:
+                raise RuntimeError(f"task definition {entry.name} names unknown {kind} {key!r}")
         specs[spec.name] = spec
     return specs
 
 
 def available_tasks() -> list[str]:
     return sorted(task_specs())
+
+
+class UnknownSuiteError(ValueError):
+    pass
+
+
+def suite_tasks(name: str) -> tuple[str, ...]:
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise UnknownSuiteError(f"unknown suite {name!r}; known suites: {', '.join(sorted(SUITES))}") from None
 
 
 def get_task(name: str) -> Task:

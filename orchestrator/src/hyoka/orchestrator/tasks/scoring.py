@@ -1,14 +1,17 @@
 """What tasks need from the scoring services, as small protocols.
 
 The run engine passes the gRPC clients of the metrics and sandbox services
-(`hyoka.orchestrator.services`); tasks only see these two methods.
+(`hyoka.orchestrator.services`); tasks only see these methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from hyoka.orchestrator.tasks.builders import PromptTokenizer
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,36 @@ class CodeVerdict:
 
 @dataclass(frozen=True)
 class TextScore:
-    value: float
+    value: float | None  # None where the metric has no item-level score (corpus BLEU)
     signature: str  # the metric's signature text, recorded with the result
 
 
+@dataclass(frozen=True)
+class CorpusScore:
+    value: float
+    signature: str
+    details: Mapping[str, float] = field(default_factory=dict)  # e.g. BLEU's precisions, brevity penalty
+
+
 class TextMetrics(Protocol):
-    async def char_f1(self, predictions: Sequence[str], references: Sequence[str]) -> list[TextScore]:
-        """Per pair: fuzzywuzzy token_sort_ratio(prediction, reference) / 100."""
+    async def score(
+        self,
+        metric: str,
+        predictions: Sequence[str],
+        references: Sequence[Sequence[str]],
+        options: Mapping[str, str] | None = None,
+    ) -> list[TextScore]:
+        """Item scores (0-1) in input order, each with the metric's signature."""
+        ...
+
+    async def corpus(
+        self,
+        metric: str,
+        predictions: Sequence[str],
+        references: Sequence[Sequence[str]],
+        options: Mapping[str, str] | None = None,
+    ) -> CorpusScore:
+        """The corpus score over every item at once (one call or one stream, never batched)."""
         ...
 
 
@@ -50,3 +76,4 @@ class CodeChecker(Protocol):
 class Scorers:
     metrics: TextMetrics | None = None
     sandbox: CodeChecker | None = None
+    tokenizer: PromptTokenizer | None = None  # the evaluated model's, for metric.model_tokenizer

@@ -16,8 +16,9 @@ exact_match_mgsm      (none) — JP lm-eval fork MGSM: last number == the intege
 exact_match_bbh       (none) — lm-eval 0.4.2 BBH CoT: text after "the answer is"
 bleu                  tokenize=13a|ja-mecab|mecab-13a|nagisa-13a|intl|char|zh|none, lowercase=false|true
                       corpus BLEU (WMT20: en-ja with nagisa-13a / mecab-13a, ja-en with 13a)
-rouge1, rouge2,       tokenizer=mecab|mecab-jlmeval|nagisa|default, use_stemmer=false|true,
-rougeL                aggregate=mean|bootstrap_mid, seed=1234 (XL-Sum: rouge2, bootstrap_mid)
+rouge1, rouge2,       tokenizer=mecab|mecab-jlmeval|nagisa|default|pretokenized, use_stemmer=false|true,
+rougeL                aggregate=mean|bootstrap_mid, seed=1234 (XL-Sum: rouge2, bootstrap_mid, with
+                      pretokenized = tokens of the evaluated model's tokenizer joined by U+001F)
 pass_at_k             k=1 — items carry pass_counts (total n, correct c) (HumanEval, JHumanEval)
 ===================== ==================================================================================
 
@@ -104,7 +105,12 @@ _EXTRACT = OptionSpec(
 
 def _rouge_options() -> tuple[OptionSpec, ...]:
     return (
-        OptionSpec("tokenizer", "Word segmentation", "mecab", rouge_tokenizers()),
+        OptionSpec(
+            "tokenizer",
+            "Word segmentation; pretokenized: the caller's tokens joined by U+001F",
+            "mecab",
+            rouge_tokenizers(),
+        ),
         OptionSpec("use_stemmer", "Porter stemmer (default tokenizer only)", "false", ("false", "true")),
         OptionSpec("aggregate", "Corpus score: mean of item F or bootstrap mid F", "mean", ("mean", "bootstrap_mid")),
         OptionSpec("seed", "RandomState seed of the bootstrap resamples", "1234", check=_int_in(0, 2**32 - 1)),

@@ -5,21 +5,24 @@ Options:
 - `tokenizer`: `default` (rouge_score's `DefaultTokenizer`: lower case, non-alphanumerics to
   spaces, optional Porter stemmer — it drops Japanese characters entirely), `mecab` (fugashi +
   unidic-lite wakati), `mecab-jlmeval` (the fork's `MecabTokenizer`: emoji removal, neologdn, then
-  MeCab), `nagisa` when installed.
+  MeCab), `nagisa` when installed, `pretokenized`: the caller tokenised already and joined the
+  tokens with U+001F (`PRETOKENIZED_SEPARATOR`); the text is split on it (an empty text has no
+  tokens). The fork's XL-Sum task sets `LOAD_TOKENIZER = True`, which replaces its MeCab tokenizer
+  with the evaluated model's Hugging Face tokenizer (`tokenizer.tokenize(text)` subword strings):
+  the orchestrator tokenises with that model tokenizer and sends `pretokenized` texts.
 - `use_stemmer` (default tokenizer only).
 - `aggregate`: `mean` of item F, or `bootstrap_mid`: the fork's `rouge2_mecab` —
   `scoring.BootstrapAggregator()` (1,000 resamples, 95% interval) `.aggregate()[type].mid.fmeasure`.
   rouge_score draws the resamples with numpy's global `np.random.choice` unseeded; here the draws
   come from `np.random.RandomState(seed)` (option `seed`, default 1234), which is what rouge_score
-  gives after `np.random.seed(seed)`. `details` carries the interval's `low` and `high`.
+  gives after `np.random.seed(seed)`. The fork's `simple_evaluate` calls `np.random.seed(1234)` before
+  it loads the model, and nothing in between draws from numpy's global generator on code reading, so
+  1234 reproduces its XL-Sum draws. `details` carries the interval's `low` and `high`.
 
 Each item's score is `RougeScorer.score_multi(references, prediction)[type].fmeasure` (the best
 reference by F). Tokenisation is cached per distinct string; n-gram overlap is counted as
 rouge_score counts it and the LCS comes from rapidfuzz's `LCSseq` over token sequences, which gives
 the same length as rouge_score's dynamic-programming table.
-
-Note: the fork's XL-Sum task sets `LOAD_TOKENIZER = True`, which (on code reading) makes it score with
-the evaluated model's Hugging Face tokenizer instead of MeCab; that tokenizer is not offered here.
 """
 
 from __future__ import annotations
@@ -41,10 +44,19 @@ BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_CONFIDENCE = 0.95
 
 
+#: Separates the tokens of a `tokenizer=pretokenized` text.
+PRETOKENIZED_SEPARATOR = "\x1f"
+PRETOKENIZED = "pretokenized"
+
+
 def rouge_tokenizers() -> tuple[str, ...]:
-    return (
-        ("default", "mecab", "mecab-jlmeval", "nagisa") if nagisa_available() else ("default", "mecab", "mecab-jlmeval")
-    )
+    segmenters = ("mecab", "mecab-jlmeval", "nagisa") if nagisa_available() else ("mecab", "mecab-jlmeval")
+    return ("default", *segmenters, PRETOKENIZED)
+
+
+def pretokenized_tokens(text: str) -> list[str]:
+    """The tokens of a text tokenised by the caller (joined by U+001F); "" has none."""
+    return text.split(PRETOKENIZED_SEPARATOR) if text else []
 
 
 class SegmenterTokenizer(tokenizers.Tokenizer):  # type: ignore[misc]
@@ -126,6 +138,8 @@ class Rouge(Metric):
         if tokenizer == "default":
             default = tokenizers.DefaultTokenizer(use_stemmer=options["use_stemmer"] == "true")
             self._tokenize: Callable[[str], list[str]] = default.tokenize
+        elif tokenizer == PRETOKENIZED:
+            self._tokenize = pretokenized_tokens
         else:
             self._tokenize = SEGMENTERS[tokenizer]
         self._n = 0 if self.rouge_type == "rougeL" else int(self.rouge_type[5:])
@@ -167,7 +181,7 @@ class Rouge(Metric):
         fields: tuple[tuple[str, str], ...] = (("impl", f"rouge_score.{self.rouge_type}.fmeasure"), ("tok", tokenizer))
         if tokenizer == "default":
             fields += (("stem", self.options["use_stemmer"]),)
-        else:
+        elif tokenizer != PRETOKENIZED:  # the caller's tokenizer is named in the caller's records
             fields += segmenter_fields(tokenizer)
         fields += (("agg", self.options["aggregate"]),)
         if self.options["aggregate"] == "bootstrap_mid":
