@@ -21,11 +21,11 @@ from hyoka.orchestrator.tasks import TaskDataError, get_task
 from hyoka.orchestrator.tasks.families.lm_eval_mc import (
     MMLU_SUBJECTS,
     hellaswag_preprocess,
-    jinja_literal,
     mmlu_rows,
 )
 from hyoka.orchestrator.tasks.items import Item, ItemOutput
 from hyoka.orchestrator.tasks.loaders import LOADERS, TaskData
+from hyoka.orchestrator.tasks.prompts import jinja_literal
 from hyoka.orchestrator.tasks.scoring import Scorers
 
 

@@ -12,29 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from hyoka.orchestrator.runner.engine import TaskResult
+from hyoka.orchestrator.tasks.registry import PAPER_BENCHMARKS
 
-# Column order of the published 35-model table.
-BENCHMARK_COLUMNS = (
-    "jcommonsenseqa",
-    "jemhopqa",
-    "niilc",
-    "jsquad",
-    "xlsum_ja",
-    "mgsm_ja",
-    "wmt20_en_ja",
-    "wmt20_ja_en",
-    "jmmlu",
-    "jhumaneval",
-    "openbookqa",
-    "triviaqa",
-    "hellaswag",
-    "squad2",
-    "xwino_en",
-    "mmlu",
-    "gsm8k",
-    "bbh",
-    "humaneval",
-)
+# Column order of the published 35-model table: the paper suite's tasks, each named as its column.
+BENCHMARK_COLUMNS = PAPER_BENCHMARKS
 
 
 def write_scores_csv(path: Path, model_id: str, results: Sequence[TaskResult]) -> None:

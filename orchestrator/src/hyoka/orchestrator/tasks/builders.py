@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from hyoka.orchestrator.backends.base import GenerationRequest
 from hyoka.orchestrator.tasks.items import Item
@@ -99,3 +99,11 @@ def generation_request(
 def first(docs: list[Doc], limit: int | None) -> list[Doc]:
     """The first `limit` documents (all when None)."""
     return docs if limit is None else docs[:limit]
+
+
+def prompt_option(spec: TaskSpec, name: str, kind: type, default: Any) -> Any:
+    """A builder-specific setting from the definition's `[prompt] options`, type-checked."""
+    value = spec.prompt.options.get(name, default)
+    if not isinstance(value, kind):
+        raise ValueError(f"task {spec.name}: prompt.options.{name} must be a {kind.__name__}, got {value!r}")
+    return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,10 @@ def require(path: Path) -> Path:
     return path
 
 
-def read_json_lines(path: Path, fields: tuple[str, ...], *, compressed: bool = False) -> list[Doc]:
-    """The JSON objects of a JSON-lines file, each with `fields` (errors name the file's line)."""
+def iter_json_lines(path: Path, fields: tuple[str, ...], *, compressed: bool = False) -> Iterator[tuple[str, Doc]]:
+    """("path:line", object) for each non-blank line of a JSON-lines file, each object holding
+    `fields` (errors name the file's line)."""
     opener = gzip.open if compressed else open
-    rows: list[Doc] = []
     try:
         with opener(require(path), "rt", encoding="utf-8") as f:
             for line_no, line in enumerate(f, start=1):
@@ -62,10 +62,14 @@ def read_json_lines(path: Path, fields: tuple[str, ...], *, compressed: bool = F
                 if not isinstance(row, dict):
                     raise TaskDataError(f"{path}:{line_no}: expected a JSON object")
                 check_fields(path, line_no, row, fields)
-                rows.append(row)
+                yield f"{path}:{line_no}", row
     except (OSError, EOFError, UnicodeDecodeError) as e:
         raise TaskDataError(f"{path}: cannot read ({e})") from e
-    return rows
+
+
+def read_json_lines(path: Path, fields: tuple[str, ...], *, compressed: bool = False) -> list[Doc]:
+    """The JSON objects of a JSON-lines file, each with `fields` (errors name the file's line)."""
+    return [row for _, row in iter_json_lines(path, fields, compressed=compressed)]
 
 
 def check_fields(path: Path, line_no: int, row: Doc, names: tuple[str, ...]) -> None:

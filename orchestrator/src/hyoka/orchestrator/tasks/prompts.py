@@ -3,6 +3,7 @@ and B.5); the task-specific parts (instruction, input/output formats) come from 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,3 +39,16 @@ def lm_eval_fewshot_context(
         return description
     rendered = fewshot_delimiter.join(s.text + target_delimiter + s.target for s in shots)
     return description + rendered + fewshot_delimiter
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def jinja_literal(template: str) -> str:
+    """The literal text of a template as Jinja renders it in lm-eval 0.4.2 (`utils.apply_template`,
+    default `Environment`): newlines normalised to "\\n" and one trailing newline dropped. For
+    template text only: values substituted into it keep every character."""
+    lines = _NEWLINE.split(template)
+    if lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines)

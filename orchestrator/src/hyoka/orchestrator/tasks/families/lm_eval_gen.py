@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from hyoka.orchestrator.backends.base import LoglikelihoodRequest
-from hyoka.orchestrator.tasks.builders import BuildContext, builder, first, generation_request
+from hyoka.orchestrator.tasks.builders import BuildContext, builder, first, generation_request, prompt_option
 from hyoka.orchestrator.tasks.fewshot import LmEvalDefaultSampler
 from hyoka.orchestrator.tasks.items import Item
 from hyoka.orchestrator.tasks.loaders import Doc, TaskData, TaskDataError, loader, read_json, read_json_lines, require
-from hyoka.orchestrator.tasks.prompts import Shot, lm_eval_fewshot_context
+from hyoka.orchestrator.tasks.prompts import Shot, jinja_literal, lm_eval_fewshot_context
 from hyoka.orchestrator.tasks.spec import TaskSpec
 
 # --- shared ---------------------------------------------------------------------------------
@@ -40,20 +40,6 @@ def render(spec: TaskSpec, template: str, doc: Doc) -> str:
         return template.format_map(doc)
     except (KeyError, IndexError, TypeError, ValueError) as e:
         raise TaskDataError(f"task {spec.name}: document {doc.get('id')} does not fit {template!r} ({e!r})") from e
-
-
-def jinja_template_text(text: str) -> str:
-    """A literal Jinja template as jinja2 renders it with default settings: line endings become
-    `\\n` and one trailing newline is dropped."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text[:-1] if text.endswith("\n") else text
-
-
-def _option(spec: TaskSpec, name: str, kind: type, default: Any) -> Any:
-    value = spec.prompt.options.get(name, default)
-    if not isinstance(value, kind):
-        raise ValueError(f"task {spec.name}: prompt.options.{name} must be a {kind.__name__}, got {value!r}")
-    return value
 
 
 def lm_eval_sampled_items(
@@ -70,7 +56,7 @@ def lm_eval_sampled_items(
     """
     p = spec.prompt
     sampler = LmEvalDefaultSampler(data.fewshot_pool, seed=spec.fewshot.seed)
-    extra_draw = _option(spec, "fewshot_split_is_test_split", bool, False)
+    extra_draw = prompt_option(spec, "fewshot_split_is_test_split", bool, False)
     items = []
     for i, doc in enumerate(first(data.test, limit)):
         shot_docs = sampler.shots(doc, spec.fewshot.num, fewshot_split_is_test_split=extra_draw)
@@ -216,7 +202,7 @@ def build_squad2(spec: TaskSpec, data: TaskData, limit: int | None, context: Bui
     spaces; each item asks for a greedy answer until "\\n" and for log P(" unanswerable"). The
     `exact` score compares the answer with every answer text ("" when there is none)."""
     p = spec.prompt
-    no_answer = _option(spec, "no_answer", str, "unanswerable")
+    no_answer = prompt_option(spec, "no_answer", str, "unanswerable")
 
     def target(doc: Doc) -> str:
         return render(spec, p.output_template, {"answer": doc["answers"][0] if doc["answers"] else no_answer})
@@ -361,7 +347,7 @@ def build_bbh(spec: TaskSpec, data: TaskData, limit: int | None, context: BuildC
         cot = by_task.get(doc["task"])
         if cot is None:
             raise TaskDataError(f"task {spec.name}: no CoT prompt for subtask {doc['task']}")
-        prompt = jinja_template_text(cot["description"]) + render(spec, p.input_template, {**cot, **doc})
+        prompt = jinja_literal(cot["description"]) + render(spec, p.input_template, {**cot, **doc})
         items.append(
             Item(
                 i,

@@ -22,16 +22,16 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hyoka.orchestrator.backends.base import LoglikelihoodRequest
-from hyoka.orchestrator.tasks.builders import BuildContext, builder, first
+from hyoka.orchestrator.tasks.builders import BuildContext, builder, first, prompt_option
 from hyoka.orchestrator.tasks.fewshot import LmEvalDefaultSampler, without_id
 from hyoka.orchestrator.tasks.items import Item
-from hyoka.orchestrator.tasks.loaders import Doc, TaskData, TaskDataError, check_fields, loader, require
-from hyoka.orchestrator.tasks.prompts import Shot, lm_eval_fewshot_context
+from hyoka.orchestrator.tasks.loaders import Doc, TaskData, TaskDataError, iter_json_lines, loader, require
+from hyoka.orchestrator.tasks.prompts import Shot, jinja_literal, lm_eval_fewshot_context
 from hyoka.orchestrator.tasks.spec import TaskSpec
 
 # --- XWinograd en (lm-eval 0.4.2 `xwinograd_en`, HF Muennighoff/xwinograd records) -------------
@@ -145,25 +145,6 @@ def build_xwinograd(spec: TaskSpec, data: TaskData, limit: int | None, context: 
 
 # --- shared by OpenBookQA, HellaSwag and MMLU ------------------------------------------------
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
-
-
-def jinja_literal(template: str) -> str:
-    """The literal text of a template as Jinja renders it in lm-eval 0.4.2 (`utils.apply_template`,
-    default `Environment`): newlines normalised to "\\n" and one trailing newline dropped. For
-    template text only: values substituted into it keep every character."""
-    lines = _NEWLINE.split(template)
-    if lines[-1] == "":
-        lines.pop()
-    return "\n".join(lines)
-
-
-def _option(spec: TaskSpec, name: str, kind: type, default: Any) -> Any:
-    value = spec.prompt.options.get(name, default)
-    if not isinstance(value, kind):
-        raise ValueError(f"task {spec.name}: prompt option {name} must be a {kind.__name__}, got {value!r}")
-    return value
-
 
 def multiple_choice_item(
     spec: TaskSpec,
@@ -188,25 +169,6 @@ def multiple_choice_item(
     )
     requests = tuple(LoglikelihoodRequest(context, p.target_delimiter + choice) for choice in choices)
     return Item(index, item_id, context, str(gold), loglikelihood=requests, extra=extra or {})
-
-
-def _json_objects(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[str, Doc]]:
-    """(path:line, object) for each non-blank line of a JSON-lines file holding `fields`."""
-    try:
-        with require(path).open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise TaskDataError(f"{path}:{line_no}: not valid JSON ({e.msg})") from e
-                if not isinstance(row, dict):
-                    raise TaskDataError(f"{path}:{line_no}: expected a JSON object")
-                check_fields(path, line_no, row, fields)
-                yield f"{path}:{line_no}", row
-    except (OSError, UnicodeDecodeError) as e:
-        raise TaskDataError(f"{path}: cannot read ({e})") from e
 
 
 def _str_field(row: Doc, name: str, where: str) -> str:
@@ -260,7 +222,7 @@ def openbookqa_record(row: Doc, where: str) -> Doc:
 
 
 def _openbookqa_split(path: Path) -> list[Doc]:
-    return [openbookqa_record(row, where) for where, row in _json_objects(path, _OBQA_FIELDS)]
+    return [openbookqa_record(row, where) for where, row in iter_json_lines(path, _OBQA_FIELDS)]
 
 
 @loader("openbookqa")
@@ -285,7 +247,7 @@ def build_openbookqa(spec: TaskSpec, data: TaskData, limit: int | None, context:
     num_fewshot drawn (fewshot_split None != test_split "test"); the HF rows carry their id, so a
     drawn row equals the evaluated one only if it is the same question."""
     sampler = _default_sampler(spec, data.fewshot_pool, lambda a, b: a == b)
-    extra_draw = _option(spec, "fewshot_split_equals_test_split", bool, False)
+    extra_draw = prompt_option(spec, "fewshot_split_is_test_split", bool, False)
     items = []
     for i, doc in enumerate(first(data.test, limit)):
         shots = [
@@ -364,7 +326,7 @@ def hellaswag_record(row: Doc, where: str) -> Doc:
 
 def _hellaswag_split(path: Path) -> list[Doc]:
     docs: list[Doc] = []
-    for where, row in _json_objects(path, _HELLASWAG_FIELDS):
+    for where, row in iter_json_lines(path, _HELLASWAG_FIELDS):
         doc = hellaswag_record(row, where)
         doc["id"] = f"hellaswag/{len(docs)}"
         docs.append(doc)
@@ -391,7 +353,7 @@ def build_hellaswag(spec: TaskSpec, data: TaskData, limit: int | None, context: 
     num_fewshot that differ from the evaluated document (a train row never equals a validation
     row: `split` differs)."""
     sampler = _default_sampler(spec, data.fewshot_pool, lambda a, b: without_id(a) == without_id(b))
-    extra_draw = _option(spec, "fewshot_split_equals_test_split", bool, False)
+    extra_draw = prompt_option(spec, "fewshot_split_is_test_split", bool, False)
     items = []
     for i, doc in enumerate(first(data.test, limit)):
         shots = [
@@ -541,7 +503,7 @@ def build_mmlu(spec: TaskSpec, data: TaskData, limit: int | None, context: Build
     " A" … " D", gold the answer index. `extra` names the subject (`group`) and its sub-group."""
     if spec.fewshot.procedure != "lm_eval_first_n":
         raise ValueError(f"task {spec.name}: MMLU takes the first dev rows (lm_eval_first_n)")
-    choices = _option(spec, "choices", list, ["A", "B", "C", "D"])
+    choices = prompt_option(spec, "choices", list, ["A", "B", "C", "D"])
     if len(choices) != len(_MMLU_ANSWERS):
         raise ValueError(f"task {spec.name}: prompt option choices must name the 4 answers, got {choices!r}")
     k = spec.fewshot.num
