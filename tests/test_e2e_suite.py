@@ -49,6 +49,7 @@ async def test_suite_paper_fills_every_column_and_places_the_model(
         metrics_url=metrics_server.target,
         sandbox_url=sandbox_server.target,
         tokenizer="smollm2",  # mgsm_ja and xlsum_ja count tokens; the scripted model has none
+        model_id="scripted-suite",
     )
     outcome = await evaluate(config, backend=backend)
 
@@ -66,5 +67,5 @@ async def test_suite_paper_fills_every_column_and_places_the_model(
     result = CliRunner().invoke(app, ["analyze", "--new-model", str(out / "scores.csv"), "--out", str(report)])
     assert result.exit_code == 0, result.output
     analysis = json.loads((report / "analysis.json").read_text(encoding="utf-8"))
-    placed = analysis["projections"]["scripted:suite"]
+    placed = analysis["projections"]["scripted-suite"]
     assert placed["missing_benchmarks"] == [] and len(placed["observed_benchmarks"]) == 19

@@ -162,3 +162,5 @@ def test_exact_match_squad() -> None:
     ]
     expected = [compute_exact(list(it.references), it.prediction) for it in items]
     assert score("exact_match_squad", items).item_scores == expected == [1.0, 1.0, 0.0, 1.0, 0.0]
+    # The paper-era `exact`, named so that a score is not read as the later `best_exact`.
+    assert "score:exact" in score("exact_match_squad", items).signature.text

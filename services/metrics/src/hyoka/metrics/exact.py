@@ -175,7 +175,9 @@ class ExactMatchSquad(Metric):
         return ItemScores(scores)
 
     def signature(self, scores: ItemScores | None = None) -> Signature:
-        return Signature(self.name, (("impl", "squad_v2.compute_exact"), ("refs", "max")))
+        # `exact` as the paper-era harness reported it (no-answer threshold 1.0), not `best_exact`,
+        # which later swallow-evaluation versions report.
+        return Signature(self.name, (("impl", "squad_v2.compute_exact"), ("score", "exact"), ("refs", "max")))
 
 
 _MGSM_NUMBER = re.compile(r"(\-?[0-9\.\,]+)")
