@@ -69,3 +69,43 @@ async def test_suite_paper_fills_every_column_and_places_the_model(
     analysis = json.loads((report / "analysis.json").read_text(encoding="utf-8"))
     placed = analysis["projections"]["scripted-suite"]
     assert placed["missing_benchmarks"] == [] and len(placed["observed_benchmarks"]) == 19
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+async def test_smollm2_on_the_paper_suite(
+    tmp_path: Path, paper_suite_data_dir: Path, metrics_server: LocalService, sandbox_server: LocalService
+) -> None:
+    """The real CPU model through every request kind of the 19 benchmarks: greedy generations,
+    log-likelihoods, both at once (SQuAD2), sampled code, the model's tokenizer (MGSM, XL-Sum)."""
+    out = tmp_path / "run"
+    config = EvalConfig(
+        model="hf-local:smollm2",
+        tasks=suite_tasks("paper"),
+        out=out,
+        data_dir=paper_suite_data_dir,
+        limit=1,
+        metrics_url=metrics_server.target,
+        sandbox_url=sandbox_server.target,
+    )
+    outcome = await evaluate(config)
+    assert [r.task for r in outcome.results] == list(BENCHMARK_COLUMNS)
+    for result in outcome.results:
+        assert 0.0 <= result.score <= 1.0 and not math.isnan(result.score), result
+    records = {
+        task: json.loads((out / "records" / f"{task}.jsonl").read_text(encoding="utf-8").splitlines()[0])
+        for task in BENCHMARK_COLUMNS
+    }
+    squad = records["squad2"]["output"]
+    assert isinstance(squad, dict) and len(squad["completions"]) == 1 and squad["logprobs"][0] < 0
+    for task in ("openbookqa", "hellaswag", "mmlu", "xwino_en"):
+        logprobs = records[task]["output"]
+        assert isinstance(logprobs, list) and all(lp < 0 for lp in logprobs), task
+    for task in ("humaneval", "jhumaneval"):
+        assert len(records[task]["extracted"]) == 10
+    by_task = {r.task: r for r in outcome.results}
+    assert "tok:pretokenized" in by_task["xlsum_ja"].signatures[0]
+    assert by_task["xlsum_ja"].signatures[0].endswith("|model_tok:smollm2")
+    assert "tok:nagisa-13a" in by_task["wmt20_en_ja"].signatures[0]
+    # MGSM's shots are fitted to the model's context with its tokenizer: all four fit SmolLM2's.
+    assert records["mgsm_ja"]["prompt"].count("問題：") == 5

@@ -51,6 +51,7 @@ def test_report_has_every_file(report: tuple[Path, list[str]]) -> None:
         "pc_scores.csv",
         "explained_variance.csv",
         "budget_correlations.csv",
+        "budget_sensitivity.csv",
         "budgets_used.csv",
         "projections.csv",
         "loadings_heatmap.png",
@@ -76,6 +77,16 @@ def test_analysis_json_has_the_required_keys(report: tuple[Path, list[str]], pap
         fit = data["budget_correlations"][key]
         assert isinstance(fit["r"], float) and fit["n"] == len(fit["models"]) == 5
     assert data["budget_correlations"]["pc1_vs_en"]["paper_r"] == 0.916
+    assert data["budget_correlations"]["pc1_vs_en"]["basis"] == "all"
+    stated = data["budget_correlations_stated"]["pc1_vs_en"]
+    assert stated["basis"] == "stated" and stated["n"] == 2 and stated["r"] is None  # Llama 2 rows are estimates
+    band = data["budget_sensitivity"]["pc2_vs_ja"]
+    assert band["draws"] == 1000 and band["paper_r"] == 0.779 and band["paper_n"] == 25
+    assert band["r_p05"] <= band["r_median"] <= band["r_p95"]
+    assert set(band["perturbed_models"]) == {"meta-llama/Llama-2-7b-hf", "meta-llama/Llama-2-13b-hf",
+                                             "meta-llama/Llama-2-70b-hf"}  # fmt: skip
+    assert data["budget_status_counts"]["en"] == {"stated": 2, "estimate": 3, "unknown": 3}
+    assert data["budgets"]["meta-llama/Llama-2-7b-hf"]["en_status"] == "estimate"
     projection = data["projections"]["my/new-model"]
     assert sorted(projection["missing_benchmarks"]) == ["bbh", "niilc"]
     assert len(projection["pc_scores"]) == 3
@@ -92,6 +103,9 @@ def test_html_is_self_contained(report: tuple[Path, list[str]]) -> None:
     markdown = (out / "report.md").read_text()
     assert "![pc1_pc2_scatter.png](pc1_pc2_scatter.png)" in markdown
     assert "ESTIMATES" in markdown and "meta-llama/Llama-2-7b-hf" in markdown
+    assert "| PC1 vs log10 C_en | 0.916 (27) |" in markdown  # the paper beside (a), (b) and the band
+    assert "(a) stated only: r (n)" in markdown and "Sensitivity of (b): 1000 draws" in markdown
+    assert "(b) under +-50% perturbation" in page
 
 
 def test_a_previous_report_is_replaced_whole(tmp_path: Path, paper_table: ScoreTable) -> None:
@@ -136,3 +150,24 @@ def test_a_failed_write_leaves_the_previous_report(
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["report"], "the staging directory is removed"
+
+
+def test_summary_prints_a_b_and_the_band_beside_the_paper(paper_table: ScoreTable) -> None:
+    from rich.console import Console
+
+    from hyoka.orchestrator.analysis.loaders import default_budgets_available, load_default_budgets
+    from hyoka.orchestrator.analysis.summary import print_summary
+
+    if not default_budgets_available():
+        pytest.skip("budgets_35.csv not shipped")
+    result = run_analysis(paper_table, load_default_budgets(set(paper_table.models)), budgets_source="default")
+    console = Console(record=True, width=400, highlight=False, soft_wrap=True)
+    print_summary(result, console)
+    text = console.export_text()
+    assert "figures: en 10 stated, 17 estimated, 8 unknown; ja 9 stated, 19 estimated, 7 unknown" in text
+    assert "r(PC1, log10 C_en) = 0.910 (n=27)   paper 0.916 (n=27)   [English budget]" in text
+    assert "r(PC2, log10 C_ja) = 0.793 (n=28)   paper 0.779 (n=25)   [Japanese budget]" in text
+    assert "(a) stated figures only: r = 0.978 (n=10)" in text
+    assert "(a) stated figures only: r = 0.885 (n=9)" in text
+    assert "sensitivity of (b): median r = 0.903, 5-95% band 0.881 to 0.922 (1000 seeded draws" in text
+    assert "sensitivity of (b): median r = 0.788, 5-95% band 0.763 to 0.817 (1000 seeded draws" in text

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hyoka.orchestrator.analysis.budgets import (
     BUDGET_COLUMNS,
     NUMBER_COLUMNS,
+    OPTIONAL_BUDGET_COLUMNS,
+    OPTIONAL_NUMBER_COLUMNS,
     BudgetTable,
     ModelBudget,
     build_budget_table,
@@ -280,16 +282,18 @@ def load_default_budgets(known_models: set[str]) -> BudgetTable:
 
 
 def parse_budgets_csv(text: str, source: str, known_models: set[str] | None) -> BudgetTable:
-    """CSV with exactly the columns model_id, params_B, en_tokens_B, ja_tokens_B, source,
-    confidence, is_estimate, notes (any order); numbers in billions, empty = unknown."""
+    """CSV with the columns model_id, params_B, en_tokens_B, ja_tokens_B, source, confidence,
+    is_estimate, notes, and optionally en_status, ja_status, en_rule, ja_rule, en_estimated_B,
+    ja_estimated_B (any order; see budgets_35.md); numbers in billions, empty = unknown."""
+    allowed = BUDGET_COLUMNS + OPTIONAL_BUDGET_COLUMNS
 
     def check_header(header: list[str]) -> None:
         missing = [c for c in BUDGET_COLUMNS if c not in header]
         if missing:
             raise InputError(source, f"missing column '{missing[0]}'", row="line 1 (header)", column=missing[0])
-        extra = [c for c in header if c not in BUDGET_COLUMNS]
+        extra = [c for c in header if c not in allowed]
         if extra:
-            expected = ", ".join(BUDGET_COLUMNS)
+            expected = ", ".join(BUDGET_COLUMNS) + " (optional: " + ", ".join(OPTIONAL_BUDGET_COLUMNS) + ")"
             raise InputError(
                 source, f"unknown column '{extra[0]}' (expected: {expected})", row="line 1 (header)", column=extra[0]
             )
@@ -301,6 +305,7 @@ def parse_budgets_csv(text: str, source: str, known_models: set[str] | None) -> 
         cells = dict(zip(header, record, strict=True))
         where = f"line {line}" + (f" (model '{cells['model_id']}')" if cells["model_id"] else "")
         numbers = {c: _number(cells[c], source, where, c) for c in NUMBER_COLUMNS}
+        parts = {c: _number(cells.get(c, ""), source, where, c) for c in OPTIONAL_NUMBER_COLUMNS}
         flag = cells["is_estimate"].lower()
         if flag not in _TRUE | _FALSE and not (flag == "" and all(v is None for v in numbers.values())):
             raise InputError(source, f"'{cells['is_estimate']}' is not true or false", row=where, column="is_estimate")
@@ -314,6 +319,12 @@ def parse_budgets_csv(text: str, source: str, known_models: set[str] | None) -> 
                 confidence=cells["confidence"],
                 is_estimate=flag in _TRUE,
                 notes=cells["notes"],
+                en_status=cells.get("en_status", ""),
+                ja_status=cells.get("ja_status", ""),
+                en_rule=cells.get("en_rule", ""),
+                ja_rule=cells.get("ja_rule", ""),
+                en_estimated_b=parts["en_estimated_B"],
+                ja_estimated_b=parts["ja_estimated_B"],
             )
         )
         lines.append(line)

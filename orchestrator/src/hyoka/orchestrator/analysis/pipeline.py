@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from hyoka.orchestrator.analysis.budgets import LANGUAGES, BudgetTable, Language
-from hyoka.orchestrator.analysis.correlations import BudgetFit, fit_budgets
+from hyoka.orchestrator.analysis.correlations import (
+    BASIS_NAMES,
+    SENSITIVITY_DRAWS,
+    SENSITIVITY_SEED,
+    BudgetFit,
+    SensitivityBand,
+    fit_budgets,
+    sensitivity_bands,
+)
 from hyoka.orchestrator.analysis.errors import TableProblem
 from hyoka.orchestrator.analysis.pca import (
     PROJECTION_METHOD,
@@ -38,13 +46,23 @@ class AnalysisResult:
     model: FactorModel
     pc_scores: Array  # (n_models, k)
     budgets: BudgetTable | None
-    fits: tuple[BudgetFit, ...]
+    fits: tuple[BudgetFit, ...]  # (b): stated + estimated figures
     projections: tuple[Projection, ...]
     scores_source: str = ""
     budgets_source: str = ""
+    fits_stated: tuple[BudgetFit, ...] = ()  # (a): stated figures only
+    sensitivity: tuple[SensitivityBand, ...] = ()  # of the (b) fits
 
     def fit(self, component: int, language: Language) -> BudgetFit | None:
+        """The (b) fit: stated + estimated figures."""
         return next((f for f in self.fits if f.component == component and f.language == language), None)
+
+    def fit_stated(self, component: int, language: Language) -> BudgetFit | None:
+        """The (a) fit: stated figures only."""
+        return next((f for f in self.fits_stated if f.component == component and f.language == language), None)
+
+    def band(self, component: int, language: Language) -> SensitivityBand | None:
+        return next((b for b in self.sensitivity if b.component == component and b.language == language), None)
 
     def to_json(self) -> dict[str, Any]:
         """The content of analysis.json."""
@@ -60,9 +78,13 @@ class AnalysisResult:
                     "en_tokens_B": row.en_tokens_b,
                     "ja_tokens_B": row.ja_tokens_b,
                     **{f"log10_C_{lang}": row.log10_compute(lang)[0] for lang in LANGUAGES},
+                    **{f"{lang}_status": row.status(lang) for lang in LANGUAGES},
+                    **{f"{lang}_rule": row.rule(lang) for lang in LANGUAGES},
+                    **{f"{lang}_estimated_B": row.estimated_part_b(lang) for lang in LANGUAGES},
                     "is_estimate": row.is_estimate,
                     "confidence": row.confidence,
                     "source": row.source,
+                    "notes": row.notes,
                 }
         return {
             "generator": "hyoka analyze",  # report.GENERATOR: marks a directory we may replace
@@ -84,6 +106,9 @@ class AnalysisResult:
             "reference_std": dict(zip(self.table.benchmarks, map(float, self.model.scale), strict=True)),
             "compute_definition": "C = 6 * N * D FLOPs per language (N parameters, D tokens in that language); log10",
             "budget_correlations": {fit.key: _fit_json(fit) for fit in self.fits},
+            "budget_correlations_stated": {fit.key: _fit_json(fit) for fit in self.fits_stated},
+            "budget_sensitivity": {band.key: _band_json(band) for band in self.sensitivity},
+            "budget_status_counts": self.budgets.status_counts() if self.budgets is not None else {},
             "budgets": budgets,
             "projection_method": PROJECTION_METHOD,
             "projections": {
@@ -102,6 +127,8 @@ class AnalysisResult:
 def _fit_json(fit: BudgetFit) -> dict[str, Any]:
     paper = fit.paper
     return {
+        "basis": fit.basis,
+        "basis_name": BASIS_NAMES[fit.basis],
         "component": fit.component,
         "language": fit.language,
         "r": fit.r,
@@ -117,6 +144,29 @@ def _fit_json(fit: BudgetFit) -> dict[str, Any]:
     }
 
 
+def _band_json(band: SensitivityBand) -> dict[str, Any]:
+    paper = band.paper
+    return {
+        "component": band.component,
+        "language": band.language,
+        "perturbation": band.description,
+        "draws": band.draws,
+        "valid_draws": band.valid_draws,
+        "seed": band.seed,
+        "half_width": band.half_width,
+        "n": band.n,
+        "perturbed_models": list(band.perturbed_models),
+        "r_unperturbed": band.r_base,
+        "r_median": band.median,
+        "r_p05": band.p05,
+        "r_p95": band.p95,
+        "r_min": band.r_min,
+        "r_max": band.r_max,
+        "paper_r": paper[0] if paper else None,
+        "paper_n": paper[1] if paper else None,
+    }
+
+
 def run_analysis(
     table: ScoreTable,
     budgets: BudgetTable | None = None,
@@ -125,11 +175,20 @@ def run_analysis(
     *,
     scores_source: str = "",
     budgets_source: str = "",
+    sensitivity_draws: int = SENSITIVITY_DRAWS,
+    sensitivity_seed: int = SENSITIVITY_SEED,
 ) -> AnalysisResult:
-    """Fit the components on a validated table; correlate with budgets; project new models.
+    """Fit the components on a validated table; correlate with budgets ((a) stated figures only,
+    (b) stated + estimated, and the seeded sensitivity band of (b)); project new models.
     Raises NewModelProblem for a bad table of new models."""
     model, pc_scores = fit_factor_model(table, components)
-    fits = tuple(fit_budgets(table, pc_scores, budgets)) if budgets is not None else ()
+    fits: tuple[BudgetFit, ...] = ()
+    fits_stated: tuple[BudgetFit, ...] = ()
+    bands: tuple[SensitivityBand, ...] = ()
+    if budgets is not None:
+        fits = tuple(fit_budgets(table, pc_scores, budgets))
+        fits_stated = tuple(fit_budgets(table, pc_scores, budgets, basis="stated"))
+        bands = tuple(sensitivity_bands(budgets, fits, draws=sensitivity_draws, seed=sensitivity_seed))
     projections: list[Projection] = []
     for index, new in enumerate(new_models):
         try:
@@ -145,4 +204,6 @@ def run_analysis(
         projections=tuple(projections),
         scores_source=scores_source,
         budgets_source=budgets_source,
+        fits_stated=fits_stated,
+        sensitivity=bands,
     )

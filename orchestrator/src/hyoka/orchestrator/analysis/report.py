@@ -12,8 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hyoka.orchestrator.analysis.budgets import LANGUAGE_NAMES
-from hyoka.orchestrator.analysis.correlations import BudgetFit
+from hyoka.orchestrator.analysis.budgets import LANGUAGE_NAMES, LANGUAGES
+from hyoka.orchestrator.analysis.correlations import BASIS_NAMES, HEADLINE_FITS, BudgetFit
 from hyoka.orchestrator.analysis.figures import all_figures
 from hyoka.orchestrator.analysis.pca import PROJECTION_METHOD, SIGN_CONVENTION
 from hyoka.orchestrator.analysis.pipeline import AnalysisResult
@@ -66,12 +66,25 @@ def pc_scores_table(result: AnalysisResult) -> Table:
 
 
 def correlations_table(result: AnalysisResult) -> Table:
-    header = ["component", "language", "r", "n", "paper_r", "paper_n", "slope", "intercept", "estimates_used", "models"]
+    header = [
+        "basis",
+        "component",
+        "language",
+        "r",
+        "n",
+        "paper_r",
+        "paper_n",
+        "slope",
+        "intercept",
+        "estimates_used",
+        "models",
+    ]
     rows = []
-    for fit in result.fits:
+    for fit in (*result.fits, *result.fits_stated):
         paper = fit.paper
         rows.append(
             [
+                fit.basis,
                 f"PC{fit.component}",
                 fit.language,
                 _f(fit.r),
@@ -87,12 +100,102 @@ def correlations_table(result: AnalysisResult) -> Table:
     return header, rows
 
 
+def headline_table(result: AnalysisResult) -> Table:
+    """The paper's two correlations beside (a), (b) and the sensitivity band of (b)."""
+    header = [
+        "correlation",
+        "paper r (n)",
+        "(a) stated only: r (n)",
+        "(b) stated + estimated: r (n)",
+        "(b) under +-50% perturbation: median r [5%, 95%]",
+    ]
+    rows = []
+    for component, language in HEADLINE_FITS:
+        fit, stated, band = (
+            result.fit(component, language),
+            result.fit_stated(component, language),
+            result.band(component, language),
+        )
+        if fit is None:
+            continue
+        paper = fit.paper
+        rows.append(
+            [
+                f"PC{component} vs log10 C_{language}",
+                f"{paper[0]:.3f} ({paper[1]})" if paper else "",
+                f"{_f(stated.r) or 'undefined'} ({stated.n})" if stated is not None else "",
+                f"{_f(fit.r) or 'undefined'} ({fit.n})",
+                f"{_f(band.median)} [{_f(band.p05)}, {_f(band.p95)}]"
+                if band is not None and band.median is not None
+                else "",
+            ]
+        )
+    return header, rows
+
+
+def sensitivity_table(result: AnalysisResult) -> Table:
+    header = [
+        "component",
+        "language",
+        "r_b",
+        "n",
+        "r_median",
+        "r_p05",
+        "r_p95",
+        "r_min",
+        "r_max",
+        "draws",
+        "seed",
+        "perturbed_figures",
+        "paper_r",
+        "paper_n",
+    ]
+    rows = []
+    for band in result.sensitivity:
+        paper = band.paper
+        rows.append(
+            [
+                f"PC{band.component}",
+                band.language,
+                _f(band.r_base),
+                str(band.n),
+                _f(band.median),
+                _f(band.p05),
+                _f(band.p95),
+                _f(band.r_min),
+                _f(band.r_max),
+                str(band.draws),
+                str(band.seed),
+                str(len(band.perturbed_models)),
+                f"{paper[0]:.3f}" if paper else "",
+                str(paper[1]) if paper else "",
+            ]
+        )
+    return header, rows
+
+
+def status_table(result: AnalysisResult) -> Table:
+    header = ["language", "stated", "estimated", "unknown"]
+    if result.budgets is None:
+        return header, []
+    counts = result.budgets.status_counts()
+    rows = [
+        [lang, str(counts[lang]["stated"]), str(counts[lang]["estimate"]), str(counts[lang]["unknown"])]
+        for lang in LANGUAGES
+    ]
+    return header, rows
+
+
 def budgets_table(result: AnalysisResult) -> Table:
     header = [
         "model_id",
         "params_B",
         "en_tokens_B",
         "ja_tokens_B",
+        "en_status",
+        "ja_status",
+        "en_rule",
+        "ja_rule",
         "log10_C_en",
         "log10_C_ja",
         "is_estimate",
@@ -103,7 +206,7 @@ def budgets_table(result: AnalysisResult) -> Table:
     for model_id in result.table.models:
         row = result.budgets.get(model_id) if result.budgets is not None else None
         if row is None:
-            rows.append([model_id, "", "", "", "", "", "", "", "(no budget row)"])
+            rows.append([model_id, "", "", "", "", "", "", "", "", "", "", "", "(no budget row)"])
             continue
         rows.append(
             [
@@ -111,6 +214,10 @@ def budgets_table(result: AnalysisResult) -> Table:
                 "" if row.params_b is None else f"{row.params_b:g}",
                 "" if row.en_tokens_b is None else f"{row.en_tokens_b:g}",
                 "" if row.ja_tokens_b is None else f"{row.ja_tokens_b:g}",
+                row.status("en"),
+                row.status("ja"),
+                row.rule("en"),
+                row.rule("ja"),
                 _f(row.log10_compute("en")[0]),
                 _f(row.log10_compute("ja")[0]),
                 "true" if row.is_estimate else "false",
@@ -147,6 +254,7 @@ def csv_files(result: AnalysisResult) -> dict[str, str]:
     }
     if result.budgets is not None:
         files["budget_correlations.csv"] = _csv_text(correlations_table(result))
+        files["budget_sensitivity.csv"] = _csv_text(sensitivity_table(result))
         files["budgets_used.csv"] = _csv_text(budgets_table(result))
     if result.projections:
         files["projections.csv"] = _csv_text(projections_table(result))
@@ -170,7 +278,7 @@ def fit_sentence(fit: BudgetFit) -> str:
     versus = f"; the paper: r = {paper[0]:.3f} (n = {paper[1]})" if paper else ""
     estimates = f"; {len(fit.estimated_models)} of the budgets used are estimates" if fit.estimated_models else ""
     what = f"PC{fit.component} vs log10 C_{fit.language} ({LANGUAGE_NAMES[fit.language]})"
-    return f"{what}: {r}, n = {fit.n}{versus}{estimates}"
+    return f"{BASIS_NAMES[fit.basis]}: {what}: {r}, n = {fit.n}{versus}{estimates}"
 
 
 def _md_table(table: Table) -> str:
@@ -212,19 +320,35 @@ def _sections(result: AnalysisResult, figure_names: list[str]) -> list[tuple[str
                 "p",
                 f"Budgets: {result.budgets_source}. Compute C = 6 N D per language (N parameters, D training tokens "
                 "in that language over the model's whole history), log10 FLOPs; Pearson r and a least-squares line "
-                "of each PC score against log10 C. Models with an unknown figure are left out and listed.",
-            )
+                "of each PC score against log10 C. Each token figure is stated (published, or arithmetic on "
+                "published figures only), an estimate (an explicit rule; see budgets_35.md) or unknown. "
+                "(a) uses the stated figures only; (b) stated + estimated figures. Models with an unknown "
+                "figure are left out and listed.",
+            ),
+            ("table", status_table(result)),
+            ("p", "The paper's correlations beside this reproduction:"),
+            ("table", headline_table(result)),
         ]
-        budget_parts += [("p", fit_sentence(fit)) for fit in result.fits]
+        if result.sensitivity:
+            band = result.sensitivity[0]
+            budget_parts.append(
+                (
+                    "p",
+                    f"Sensitivity of (b): {band.description}. The band is the 5th to 95th percentile of r over "
+                    "the draws; it shows how much each conclusion depends on the estimated figures.",
+                )
+            )
+            budget_parts.append(("table", sensitivity_table(result)))
+        budget_parts += [("p", fit_sentence(fit)) for fit in (*result.fits, *result.fits_stated)]
         budget_parts.append(("table", correlations_table(result)))
-        for fit in result.fits:
+        for fit in (*result.fits, *result.fits_stated):
             if fit.paper is None:
                 continue
             budget_parts.append(
                 (
                     "p",
-                    f"Models used for PC{fit.component} vs {LANGUAGE_NAMES[fit.language]} (n = {fit.n}): "
-                    + ", ".join(fit.models),
+                    f"Models used for PC{fit.component} vs {LANGUAGE_NAMES[fit.language]}, {BASIS_NAMES[fit.basis]} "
+                    f"(n = {fit.n}): " + (", ".join(fit.models) or "(none)"),
                 )
             )
             if fit.excluded:
@@ -234,7 +358,9 @@ def _sections(result: AnalysisResult, figure_names: list[str]) -> list[tuple[str
                     ("p", "Budget figures that are ESTIMATES among those used: " + ", ".join(fit.estimated_models))
                 )
         budget_parts += [("img", n) for n in figure_names if "budget" in n]
-        budget_parts.append(("p", "Budget table used (is_estimate marks estimated figures):"))
+        budget_parts.append(
+            ("p", "Budget table used (status and rule per language; is_estimate marks rows with an estimate):")
+        )
         budget_parts.append(("table", budgets_table(result)))
         sections.append(("Compute budgets", budget_parts))
     else:

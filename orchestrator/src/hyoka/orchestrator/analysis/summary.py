@@ -5,14 +5,34 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from hyoka.orchestrator.analysis.budgets import LANGUAGE_NAMES
-from hyoka.orchestrator.analysis.correlations import HEADLINE_FITS
+from hyoka.orchestrator.analysis.budgets import LANGUAGE_NAMES, LANGUAGES
+from hyoka.orchestrator.analysis.correlations import HEADLINE_FITS, BudgetFit, SensitivityBand
 from hyoka.orchestrator.analysis.pipeline import AnalysisResult
 from hyoka.orchestrator.analysis.report import top_loadings
 
 
 def _short(model_id: str) -> str:
     return model_id.rsplit("/", 1)[-1]
+
+
+def _r(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "undefined"
+
+
+def stated_line(fit: BudgetFit | None) -> str:
+    if fit is None:
+        return "(a) stated figures only: not computed"
+    return f"(a) stated figures only: r = {_r(fit.r)} (n={fit.n})"
+
+
+def band_line(band: SensitivityBand | None) -> str:
+    if band is None or band.median is None:
+        return "sensitivity of (b): not computed"
+    lo, hi = 1 - band.half_width, 1 + band.half_width
+    return (
+        f"sensitivity of (b): median r = {band.median:.3f}, 5-95% band {_r(band.p05)} to {_r(band.p95)} "
+        f"({band.draws} seeded draws; each of the {len(band.perturbed_models)} estimated figures x U[{lo:g}, {hi:g}])"
+    )
 
 
 def print_summary(result: AnalysisResult, console: Console, out_dir: str | None = None) -> None:
@@ -33,16 +53,27 @@ def print_summary(result: AnalysisResult, console: Console, out_dir: str | None 
         console.print("No budget table: budget correlations not computed.")
     else:
         console.print(f"Budgets: {result.budgets_source}")
+        counts = result.budgets.status_counts()
+        console.print(
+            "  figures: "
+            + "; ".join(
+                f"{language} {counts[language]['stated']} stated, {counts[language]['estimate']} estimated, "
+                f"{counts[language]['unknown']} unknown"
+                for language in LANGUAGES
+            )
+        )
+        console.print("  r below is (b), stated + estimated figures; (a) uses the stated figures only.")
         for component, language in HEADLINE_FITS:
             fit = result.fit(component, language)
             if fit is None:
                 continue
-            r = f"{fit.r:.3f}" if fit.r is not None else "undefined"
             paper = f"paper {fit.paper[0]:.3f} (n={fit.paper[1]})" if fit.paper else ""
             console.print(
-                f"[bold]r(PC{component}, log10 C_{language}) = {r}[/bold] (n={fit.n})   {paper}   "
-                f"[{LANGUAGE_NAMES[language]} budget]"
+                f"[bold]r(PC{component}, log10 C_{language}) = {_r(fit.r)}[/bold] (n={fit.n})   {paper}   "
+                f"\\[{LANGUAGE_NAMES[language]} budget]"
             )
+            console.print(f"  {stated_line(result.fit_stated(component, language))}")
+            console.print(f"  {band_line(result.band(component, language))}")
             console.print(f"  models: {', '.join(_short(m) for m in fit.models) or '(none)'}")
             if fit.estimated_models:
                 console.print(
