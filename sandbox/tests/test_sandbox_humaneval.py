@@ -46,13 +46,16 @@ def test_program_is_built_as_bigcode_builds_it() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["bigcode-v202407", "minimal"])
 @pytest.mark.parametrize("name", sorted(SETS))
-def test_canonical_solutions_pass_and_empty_completions_fail(stub, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_canonical_solutions_pass_and_empty_completions_fail(stub, name: str, runtime: str) -> None:  # type: ignore[no-untyped-def]
     rows = _rows(SETS[name])
     assert len(rows) == 164
     futures = {
         row["task_id"]: stub.CheckCompletions.future(
-            pb.CheckCompletionsRequest(problem_id=row["task_id"], completions=[row["canonical_solution"], ""], k=[1]),
+            pb.CheckCompletionsRequest(
+                problem_id=row["task_id"], completions=[row["canonical_solution"], ""], k=[1], runtime=runtime
+            ),
             timeout=600,
         )
         for row in rows
@@ -61,6 +64,7 @@ def test_canonical_solutions_pass_and_empty_completions_fail(stub, name: str) ->
     for task_id, future in futures.items():
         reply = future.result()
         assert reply.problem_id == task_id and reply.num_samples == 2
+        assert reply.runtime == runtime and reply.signature.fields["runtime"] == runtime
         if not reply.results[0].passed:
             canonical_failed.append((task_id, reply.results[0].execution.stderr[-300:]))
         if reply.results[1].passed:
@@ -80,6 +84,7 @@ def test_canonical_solutions_pass_and_empty_completions_fail(stub, name: str) ->
             entry_point=row["entry_point"],
         )
         reply = stub.CheckCompletions(
-            pb.CheckCompletionsRequest(problem=repaired, completions=[row["canonical_solution"]]), timeout=60
+            pb.CheckCompletionsRequest(problem=repaired, completions=[row["canonical_solution"]], runtime=runtime),
+            timeout=60,
         )
         assert reply.results[0].passed, "with the newline restored the canonical solution must pass"

@@ -54,8 +54,19 @@ class Sampler:
         self._thread.join()
 
 
+@pytest.fixture(autouse=True, params=["default", "minimal"])
+def _on_runtime(request: pytest.FixtureRequest, service) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Every attack runs on the server's default runtime (its package prefix mounted) and on
+    `minimal` (the standard library only): each runtime has zygotes of its own."""
+    service.runtime = "" if request.param == "default" else request.param
+    try:
+        yield
+    finally:
+        service.runtime = ""
+
+
 @pytest.fixture(autouse=True)
-def _healthy_after(service) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def _healthy_after(_on_runtime: None, service) -> Iterator[None]:  # type: ignore[no-untyped-def]
     yield
     service.assert_healthy()
     assert not service.run_pids(), "processes left in per-run cgroups"
@@ -203,7 +214,8 @@ def test_writes_outside_the_scratch_and_filling_every_writable_place(service, tm
 import os
 MARK = "{mark}"
 for root in ["/", "/usr", "/usr/local", "/bin", "/lib", "/dev", "/etc", "/root", "/home", "/var", "/run",
-             "/proc", "/sys", "/work", "/tmp", "/dev/shm", {str(tmp_path)!r}, "/work/../.."]:
+             "/proc", "/sys", "/work", "/tmp", "/dev/shm", {str(tmp_path)!r}, "/work/../..", "/opt",
+             "/opt/hyoka-runtime", "/opt/hyoka-runtime/site-packages", "/opt/hyoka-runtime/site-packages/numpy"]:
     try:
         with open(os.path.join(root, MARK), "w") as f:
             f.write("x")
@@ -285,7 +297,7 @@ for path in paths:
     except OSError as error:
         print(path, "->", error)
 for dirpath, dirnames, filenames in os.walk("/"):
-    if dirpath.startswith("/usr"):
+    if dirpath.startswith(("/usr", "/opt/hyoka-runtime")):  # public read-only trees: the image's, the runtime's
         continue
     for name in filenames:
         try:  # non-blocking: /dev/ptmx and the like would block a plain read forever

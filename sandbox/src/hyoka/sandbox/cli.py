@@ -15,6 +15,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import typer
 
 from hyoka.sandbox.config import SandboxConfig, default_data_dir
+from hyoka.sandbox.runtimes import DEFAULT_RUNTIME, RUNTIMES_ENV
 
 app = typer.Typer(name="hyoka-sandbox", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -45,10 +46,18 @@ def serve(
     warm_pool: bool = typer.Option(True, help="single-use mode: keep pre-started sandboxes waiting."),
     insecure: bool = typer.Option(False, "--insecure", help="NO ISOLATION. Local development only."),
     bwrap: str = typer.Option("", help="bubblewrap executable (default: bwrap on PATH)."),
+    runtimes_dir: Annotated[
+        Path | None,
+        typer.Option(help=f"Where the built runtimes are (default ${RUNTIMES_ENV}, else <venv>/hyoka-runtimes)."),
+    ] = None,
+    default_runtime: str = typer.Option(
+        DEFAULT_RUNTIME, help="The runtime of requests that name none (minimal: the standard library only)."
+    ),
     log_level: str = typer.Option("INFO"),
 ) -> None:
     """Serve hyoka.v1.SandboxService over gRPC (health and reflection included)."""
     from hyoka.rpc.server import ServerConfig
+    from hyoka.sandbox.runtimes import RuntimeUnavailable
     from hyoka.sandbox.server import IsolationUnavailable
     from hyoka.sandbox.server import serve as run_server
 
@@ -69,15 +78,35 @@ def serve(
         warm_pool=warm_pool,
         insecure=insecure,
     )
+    updates: dict[str, object] = {"default_runtime": default_runtime}
     if bwrap:
-        config = config.model_copy(update={"bwrap": bwrap})
+        updates["bwrap"] = bwrap
+    if runtimes_dir is not None:
+        updates["runtimes_dir"] = runtimes_dir
+    config = config.model_copy(update=updates)
     try:
         asyncio.run(run_server(ServerConfig(host=host, port=port, auth_token=token), config))
-    except IsolationUnavailable as error:
+    except (IsolationUnavailable, RuntimeUnavailable) as error:
         typer.echo(f"hyoka-sandbox: {error}", err=True)
         raise typer.Exit(1) from error
     except KeyboardInterrupt:
         sys.exit(0)
+
+
+@app.command("build-runtime")
+def build_runtime(
+    lock: Annotated[Path, typer.Argument(help="The runtime's lock, e.g. requirements/sandbox-runtime-bigcode.txt.")],
+    into: Annotated[
+        Path | None, typer.Option(help=f"Runtimes directory (default ${RUNTIMES_ENV}, else <venv>/hyoka-runtimes).")
+    ] = None,
+    python: str = typer.Option("", help="The sandbox's interpreter (default: as `serve` picks it)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when up to date."),
+) -> None:
+    """Build a sandbox runtime (its package prefix) from its lock; quick when already built."""
+    from hyoka.sandbox import runtimes
+
+    argv = ["build", str(lock), *(["--into", str(into)] if into else []), *(["--python", python] if python else [])]
+    raise typer.Exit(runtimes.main([*argv, *(["--force"] if force else [])]))
 
 
 def main() -> None:

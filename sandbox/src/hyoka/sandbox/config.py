@@ -9,17 +9,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from hyoka.sandbox.policy import DEFAULT_LIMITS, MAX_LIMITS, MIB, Limits
+from hyoka.sandbox.runtimes import DEFAULT_RUNTIME, default_python, default_runtimes_dir
+
+__all__ = ["HUMANEVAL_WALL_TIME_MS", "SandboxConfig", "default_data_dir", "default_python"]
 
 HUMANEVAL_WALL_TIME_MS = 3000  # bigcode-evaluation-harness's per-program timeout
-
-
-def default_python() -> str:
-    """The interpreter run inside the sandbox: it must live under /usr, the only host tree the
-    sandbox sees (read-only). /usr/local first (python:*-slim images), then Debian's."""
-    for candidate in ("/usr/local/bin/python3", "/usr/bin/python3"):
-        if Path(candidate).exists():
-            return candidate
-    return "/usr/bin/python3"
 
 
 def default_data_dir() -> Path:
@@ -40,7 +34,11 @@ class SandboxConfig(BaseModel):
     max_completions: int = Field(default=256, ge=1)
     default_limits: Limits = DEFAULT_LIMITS
     max_limits: Limits = MAX_LIMITS
+    # The interpreter of the built-in `minimal` runtime (each built runtime names its own).
     python: str = Field(default_factory=default_python)
+    # Where built runtimes live (runtimes.py) and the one a request without a runtime gets.
+    runtimes_dir: Path = Field(default_factory=default_runtimes_dir)
+    default_runtime: str = DEFAULT_RUNTIME
     bwrap: str = Field(default_factory=lambda: shutil.which("bwrap") or "/usr/bin/bwrap")
     # Drops a root service's sandboxes to sandbox_uid (util-linux; in every Debian image).
     setpriv: str = Field(default_factory=lambda: shutil.which("setpriv") or "/usr/bin/setpriv")

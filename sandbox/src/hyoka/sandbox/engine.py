@@ -1,14 +1,15 @@
 """The isolation engine.
 
 Every run gets fresh user*, mount, PID, network, IPC and UTS namespaces, no capabilities, a
-seccomp deny-list, a read-only view of /usr and nothing else of the host, size-capped tmpfs for
-its scratch directory, /tmp and /dev/shm, and `/` and `/dev` read-only; a per-run memory + pids
-cgroup where the host allows one, rlimits always. When the run's first process ends, the kernel
-kills everything left in its PID namespace, and its mount namespace with its tmpfs vanishes.
+seccomp deny-list, a read-only view of /usr and of its runtime's package prefix (runtimes.py) and
+nothing else of the host, size-capped tmpfs for its scratch directory, /tmp and /dev/shm, and `/`
+and `/dev` read-only; a per-run memory + pids cgroup where the host allows one, rlimits always.
+When the run's first process ends, the kernel kills everything left in its PID namespace, and its
+mount namespace with its tmpfs vanishes.
 
 Two ways to get there (SandboxConfig.mode):
-- "zygote" (default, zygote.py): one started interpreter per worker in its own bubblewrap
-  sandbox forks each run into fresh namespaces (*the user namespace is the zygote's: runs of one
+- "zygote" (default, zygote.py): one started interpreter per worker and runtime, in its own
+  bubblewrap sandbox, forks each run into fresh namespaces (*the user namespace is the zygote's: runs of one
   zygote are sequential, so no two runs share it at once).
 - "single-use" (here): one bubblewrap sandbox per run, its interpreter started ahead of time (a
   warm pool), each serving exactly one program.
@@ -33,8 +34,8 @@ import struct
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -44,6 +45,7 @@ from hyoka.sandbox.cgroups import CgroupLayout, RunCgroup
 from hyoka.sandbox.config import SandboxConfig
 from hyoka.sandbox.policy import Limits
 from hyoka.sandbox.reaper import ChildReaper, ExitStatus
+from hyoka.sandbox.runtimes import SANDBOX_ROOT, SANDBOX_SITE, Runtime
 
 if TYPE_CHECKING:
     from hyoka.sandbox.zygote import ZygotePool
@@ -52,6 +54,11 @@ log = logging.getLogger(__name__)
 
 RUNNER_SOURCE = (Path(__file__).parent / "inside.py").read_text()
 MEMORY_ERROR_EXIT = 250  # kept in step with inside.py
+EARLY_EXIT = 252  # kept in step with inside.py
+#: Environment of every run, beside HOME, PATH and LANG.
+SANDBOX_ENV = (("OMP_NUM_THREADS", "1"), ("OPENBLAS_MAIN_FREE", "1"), ("GOTOBLAS_MAIN_FREE", "1"))
+#: Check mode keeps at most this much of each stream (and never stops a run for its output).
+CHECK_EXCERPT_BYTES = 16 * 1024
 SCRATCH = "/work"
 READ_CHUNK = 65536
 DRAIN_AFTER_EXIT_S = 2.0  # how long pipes may stay open after the run's first process ended
@@ -77,12 +84,20 @@ class RunResult:
     duration_seconds: float = 0.0
     cpu_seconds: float = 0.0
     detail: str = ""
+    runtime: str = ""
+    runtime_sha256: str = ""
+
+
+def output_cap(limits: Limits, check_mode: bool) -> int:
+    """Bytes kept of each stream: max_output_bytes, or in check mode a small excerpt."""
+    return min(limits.max_output_bytes, CHECK_EXCERPT_BYTES) if check_mode else limits.max_output_bytes
 
 
 class _Stream:
-    """Reads one pipe without blocking the loop, keeping the first `cap` bytes."""
+    """Reads one pipe without blocking the loop, keeping the first `cap` bytes; beyond them it
+    sets `on_overflow` (which stops the run), or without one drops the rest (check mode)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, cap: int, on_overflow: asyncio.Event) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, cap: int, on_overflow: asyncio.Event | None) -> None:
         self._loop, self._fd, self._cap, self._overflow = loop, fd, cap, on_overflow
         self._chunks: list[bytes] = []
         self.kept = 0
@@ -107,7 +122,8 @@ class _Stream:
             self.kept += min(room, len(data))
         if len(data) > room:
             self.truncated = True
-            self._overflow.set()
+            if self._overflow is not None:
+                self._overflow.set()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -166,6 +182,7 @@ class _Sandbox:
     stderr_r: int
     ready_sock: socket.socket
     scratch_bytes: int
+    runtime: str
     scratch_dir: str | None = None  # insecure mode only: a host directory to remove afterwards
     # Filled in by Engine._prepare while the sandbox waits in the pool (off the request path).
     prepared: asyncio.Task[bool] | None = None
@@ -196,33 +213,36 @@ _D = TypeVar("_D", bound=_Discardable)
 class Engine:
     """Runs programs in single-use sandboxes. Create inside a running event loop."""
 
-    def __init__(self, config: SandboxConfig, capabilities: Capabilities) -> None:
+    def __init__(self, config: SandboxConfig, capabilities: Capabilities, runtimes: Mapping[str, Runtime]) -> None:
         self.config = config
         self.capabilities = capabilities
+        self.runtimes = dict(runtimes)
         self._loop = asyncio.get_running_loop()
         self.reaper = ChildReaper(self._loop)
         self._seccomp_fd = seccomp_filter.bpf_memfd() if capabilities.seccomp and not config.insecure else -1
         self._run_ids = itertools.count()
-        self._pool: deque[_Sandbox] = deque()
-        self._refills = 0
+        # single-use mode: pre-started sandboxes, one queue per runtime
+        self._pools: dict[str, deque[_Sandbox]] = {name: deque() for name in self.runtimes}
         self._closed = False
         self._cleanups: set[asyncio.Task[None]] = set()
         _no_inheritable_fds()
-        self._zygotes: ZygotePool | None = None
+        # zygote mode: one pool of zygotes per runtime (a runtime's prefix is mounted when its
+        # zygote's sandbox is made, so runs of another runtime cannot share it)
+        self._zygotes: dict[str, ZygotePool] = {}
         if config.mode == "zygote" and not config.insecure:
             from hyoka.sandbox.zygote import ZygotePool
 
-            self._zygotes = ZygotePool(self)
+            self._zygotes = {name: ZygotePool(self, runtime) for name, runtime in self.runtimes.items()}
 
     def start(self) -> None:
-        """Start the zygotes, or the pre-started single-use sandboxes."""
-        if self._zygotes is not None:
-            self._zygotes.fill()
-        else:
+        """Start the zygotes, or the pre-started single-use sandboxes, of every runtime."""
+        for pool in self._zygotes.values():
+            pool.fill()
+        if not self._zygotes:
             self._refill()
 
     # ----------------------------------------------------------------- spawning
-    def bwrap_args(self, scratch_bytes: int, seccomp_fd: int, zygote: bool = False) -> list[str]:
+    def bwrap_args(self, scratch_bytes: int, seccomp_fd: int, runtime: Runtime, zygote: bool = False) -> list[str]:
         """bubblewrap's command line. A zygote keeps CAP_SYS_ADMIN in its own user namespace (to
         give each run fresh namespaces) and installs the seccomp filter in each run itself."""
         size = str(scratch_bytes)
@@ -245,19 +265,31 @@ class Engine:
         # The dynamic loader's cache: python:*-slim's interpreter finds libpython in /usr/local/lib
         # only through it. A list of library paths, nothing secret.
         args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        if runtime.root is not None:  # the runtime's packages, read-only like /usr
+            args += ["--ro-bind", str(runtime.root), SANDBOX_ROOT]
         args += ["--dev", "/dev"]
         for mount in (SCRATCH, "/tmp", "/dev/shm"):
             args += ["--size", size, "--tmpfs", mount]
         args += ["--setenv", "HOME", SCRATCH, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
         args += ["--setenv", "LANG", "C.UTF-8", "--chdir", SCRATCH]
+        # One thread for OpenMP/OpenBLAS pools (numpy would start one per host CPU at import,
+        # each counted against max_processes); the harness's reliability_guard sets it too. And
+        # what importing numpy puts in the environment: in the harness's process numpy was
+        # imported before the guard, which makes setting os.environ fail (os.putenv is None).
+        for name, value in SANDBOX_ENV:
+            args += ["--setenv", name, value]
         if seccomp_fd >= 0:
             args += ["--seccomp", str(seccomp_fd)]
         # Last: everything but the tmpfs mounts becomes read-only (else / and /dev are writable).
         args += ["--remount-ro", "/dev", "--remount-ro", "/"]
         return args
 
-    def python_argv(self) -> list[str]:
-        return [self.config.python, "-I", "-S", "-B", "-X", "utf8", "-c", RUNNER_SOURCE]
+    def python_argv(self, runtime: Runtime, mode: str) -> list[str]:
+        """The runner's command line up to its mode-specific arguments (inside.py)."""
+        site = "-"
+        if runtime.site is not None:  # insecure mode has no mounts: the host's path
+            site = str(runtime.site) if self.config.insecure else SANDBOX_SITE
+        return [runtime.python, "-I", "-S", "-B", "-X", "utf8", "-c", RUNNER_SOURCE, mode, site]
 
     def launch(self, argv: list[str], passed: list[int], file_actions: list[tuple[Any, ...]]) -> int:
         """Start `argv` as the sandbox user in a new session; only `passed` fds (and those the
@@ -271,14 +303,18 @@ class Engine:
             os.set_inheritable(fd, True)
         try:
             return os.posix_spawn(
-                argv[0], argv, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, file_actions=file_actions, setsid=True
+                argv[0],
+                argv,
+                {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **dict(SANDBOX_ENV)},  # bubblewrap clears it
+                file_actions=file_actions,
+                setsid=True,
             )
         finally:
             for fd in passed:
                 with contextlib.suppress(OSError):
                     os.set_inheritable(fd, False)
 
-    def _spawn(self, scratch_bytes: int) -> _Sandbox:
+    def _spawn(self, scratch_bytes: int, runtime: Runtime) -> _Sandbox:
         ctrl_r, ctrl_w = os.pipe()
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
@@ -287,14 +323,15 @@ class Engine:
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         seccomp_fd = seccomp_filter.reopen(self._seccomp_fd) if self._seccomp_fd >= 0 else -1
         scratch_dir = None
-        python = [*self.python_argv(), "once"]
+        python = self.python_argv(runtime, "once")
         if self.config.insecure:
             scratch_dir = tempfile.mkdtemp(prefix="hyoka-insecure-")
             if os.geteuid() == 0:
                 os.chown(scratch_dir, self.config.sandbox_uid, self.config.sandbox_gid)
             argv = [*python, str(ctrl_r), str(theirs.fileno()), scratch_dir]
         else:
-            argv = [*self.bwrap_args(scratch_bytes, seccomp_fd), *python, str(ctrl_r), str(theirs.fileno()), SCRATCH]
+            argv = [*self.bwrap_args(scratch_bytes, seccomp_fd, runtime), *python, str(ctrl_r), str(theirs.fileno())]
+            argv.append(SCRATCH)
         passed = [ctrl_r, theirs.fileno()] + ([seccomp_fd] if seccomp_fd >= 0 else [])
         try:
             pid = self.launch(
@@ -311,7 +348,9 @@ class Engine:
             theirs.close()
         exited = self.reaper.watch(pid)
         ours.setblocking(False)
-        sandbox = _Sandbox(pid, exited, ctrl_w, stdin_w, stdout_r, stderr_r, ours, scratch_bytes, scratch_dir)
+        sandbox = _Sandbox(
+            pid, exited, ctrl_w, stdin_w, stdout_r, stderr_r, ours, scratch_bytes, runtime.name, scratch_dir
+        )
         sandbox.prepared = self._loop.create_task(self._prepare(sandbox))
         return sandbox
 
@@ -351,23 +390,25 @@ class Engine:
     def _refill(self) -> None:
         if self._closed or not self.config.warm_pool:
             return
-        while len(self._pool) < self.config.workers:
-            try:
-                self._pool.append(self._spawn(self.config.default_limits.scratch_bytes))
-            except OSError:
-                log.exception("could not pre-start a sandbox")
-                return
+        for name, pool in self._pools.items():
+            while len(pool) < self.config.workers:
+                try:
+                    pool.append(self._spawn(self.config.default_limits.scratch_bytes, self.runtimes[name]))
+                except OSError:
+                    log.exception("could not pre-start a sandbox")
+                    return
 
-    def _take(self, scratch_bytes: int) -> _Sandbox:
-        while self._pool:
-            sandbox = self._pool.popleft()
+    def _take(self, scratch_bytes: int, runtime: Runtime) -> _Sandbox:
+        pool = self._pools[runtime.name]
+        while pool:
+            sandbox = pool.popleft()
             if sandbox.exited.done() or sandbox.scratch_bytes != scratch_bytes:
                 self._discard(sandbox)
                 continue
             self._loop.call_soon(self._refill)
             return sandbox
         self._loop.call_soon(self._refill)
-        return self._spawn(scratch_bytes)
+        return self._spawn(scratch_bytes, runtime)
 
     def _discard(self, sandbox: _Sandbox) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -414,14 +455,27 @@ class Engine:
         return None
 
     # ----------------------------------------------------------------- running
-    async def run(self, program: bytes, limits: Limits, stdin: bytes = b"", check_mode: bool = False) -> RunResult:
-        """Run one program under `limits` (fully resolved) and return how it ended."""
-        if self._zygotes is not None:
-            return await self._zygotes.run(program, limits, stdin, check_mode)
-        sandbox = self._take(limits.scratch_bytes)
+    async def run(
+        self, program: bytes, limits: Limits, stdin: bytes = b"", check_mode: bool = False, runtime: str = ""
+    ) -> RunResult:
+        """Run one program under `limits` (fully resolved) on a runtime (a name the engine was
+        given; "" for the first) and return how it ended, with the runtime's name and checksum."""
+        chosen = self.runtimes[runtime] if runtime else next(iter(self.runtimes.values()))
+        if self._zygotes:
+            result = await self._zygotes[chosen.name].run(program, limits, stdin, check_mode)
+        else:
+            result = await self._run_single_use(program, limits, stdin, check_mode, chosen)
+        return replace(result, runtime=chosen.name, runtime_sha256=chosen.sha256)
+
+    async def _run_single_use(
+        self, program: bytes, limits: Limits, stdin: bytes, check_mode: bool, runtime: Runtime
+    ) -> RunResult:
+        sandbox = self._take(limits.scratch_bytes, runtime)
         overflow = asyncio.Event()
-        out = _Stream(self._loop, sandbox.stdout_r, limits.max_output_bytes, overflow)
-        err = _Stream(self._loop, sandbox.stderr_r, limits.max_output_bytes, overflow)
+        cap = output_cap(limits, check_mode)
+        stop_on = None if check_mode else overflow  # check mode never stops a run for its output
+        out = _Stream(self._loop, sandbox.stdout_r, cap, stop_on)
+        err = _Stream(self._loop, sandbox.stderr_r, cap, stop_on)
         writers: list[asyncio.Task[None]] = []
         try:
             if sandbox.prepared is None or not await sandbox.prepared:
@@ -430,7 +484,7 @@ class Engine:
                 sandbox.cgroup = sandbox.cgroup.renamed(sandbox.cgroup.memory.name.replace("pool-", "run-", 1))
                 # +1: the runner's process counts too (bubblewrap's PID 1 stays outside the cgroup).
                 sandbox.cgroup.limit(limits.memory_bytes, limits.max_processes + 1)
-            header = _run_header(limits, limits.max_processes + 1, check_mode)
+            header = _run_header(limits, limits.max_processes + 1, cap if check_mode else 0)
             start = time.monotonic()
             writers = [
                 asyncio.ensure_future(_write_all(self._loop, sandbox.ctrl_w, header + b"\n" + program)),
@@ -459,6 +513,7 @@ class Engine:
                 timed_out=timed_out,
                 overflowed=overflowed,
                 memory_hit=memory_hit,
+                check_mode=check_mode,
             )
         finally:
             for task in writers:
@@ -515,9 +570,10 @@ class Engine:
 
     async def close(self) -> None:
         self._closed = True
-        if self._zygotes is not None:
-            await self._zygotes.close()
-        await _discard_all(self._pool, self._discard)
+        for pool in self._zygotes.values():
+            await pool.close()
+        for waiting in self._pools.values():
+            await _discard_all(waiting, self._discard)
         if self._cleanups:
             await asyncio.wait(set(self._cleanups), timeout=10)
         self.reaper.reap()
@@ -552,9 +608,10 @@ def _cpu_limit_s(limits: Limits) -> int:
     return max(1, math.ceil(limits.cpu_time_ms / 1000))
 
 
-def _run_header(limits: Limits, processes: int, check_mode: bool, *extra: int) -> bytes:
-    """The line that tells the runner its limits: CPU s, memory, processes, file size, check mode."""
-    fields = (_cpu_limit_s(limits), limits.memory_bytes, processes, limits.max_file_bytes, int(check_mode), *extra)
+def _run_header(limits: Limits, processes: int, check_excerpt: int, *extra: int) -> bytes:
+    """The line that tells the runner its limits: CPU s, memory, processes, file size, and 0 for
+    a script or, in check mode, the bytes of output to keep."""
+    fields = (_cpu_limit_s(limits), limits.memory_bytes, processes, limits.max_file_bytes, check_excerpt, *extra)
     return " ".join(str(x) for x in fields).encode()
 
 
@@ -596,6 +653,7 @@ def _classify(
     timed_out: bool,
     overflowed: bool,
     memory_hit: bool,
+    check_mode: bool = False,
 ) -> RunResult:
     cpu_limit_s = _cpu_limit_s(limits)
     if overflowed:
@@ -608,6 +666,8 @@ def _classify(
         status, detail = Status.TIMEOUT, f"CPU time limit of {cpu_limit_s} s reached"
     elif code == MEMORY_ERROR_EXIT or memory_hit:
         status, detail = Status.MEMORY_LIMIT, f"memory limit of {limits.memory_bytes} bytes reached"
+    elif check_mode and code == EARLY_EXIT:
+        status, detail = Status.FAILED, "the program ended its process (os._exit) before its checks finished"
     else:
         status, detail = Status.FAILED, f"exit code {code}"
     return RunResult(

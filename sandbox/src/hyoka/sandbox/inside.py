@@ -5,10 +5,14 @@ header line (limits and mode) and the program, applies the limits to itself (RLI
 be set inside the user namespace to count only the run's processes), writes the program to the
 scratch directory and executes it. It serves exactly one program and then exits: nothing
 carries over to another run. Standard library only; nothing here may import hyoka.
+
+argv: MODE SITE ..., where SITE is the runtime's package prefix as the sandbox sees it (appended
+to sys.path) or "-" for none (the `minimal` runtime).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import resource
 import sys
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
     from types import CodeType
 
 MEMORY_ERROR_EXIT = 250  # the service maps this exit code to EXECUTION_STATUS_MEMORY_LIMIT
+EARLY_EXIT = 252  # check mode: the program ended its process (os._exit) before its checks finished
 
 
 def _announce(ready_fd: int) -> None:
@@ -44,19 +49,43 @@ def _limit(which: int, value: int) -> None:
 
 
 def main() -> None:
-    if sys.argv[1] == "zygote":  # argv: zygote CTRL_FD READY_FD SECCOMP_BPF_FD
-        _zygote(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    _use_site(sys.argv[2])
+    _preload()
+    if sys.argv[1] == "zygote":  # argv: zygote SITE CTRL_FD READY_FD SECCOMP_BPF_FD
+        _zygote(int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
         return
-    # argv: once CTRL_FD READY_FD SCRATCH_DIR
-    ctrl_fd, ready_fd, scratch = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    # argv: once SITE CTRL_FD READY_FD SCRATCH_DIR
+    ctrl_fd, ready_fd, scratch = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     _announce(ready_fd)
     header, program = _read_request(ctrl_fd)
     _execute(header, program, scratch)
 
 
+def _use_site(site: str) -> None:
+    """Put the runtime's package prefix on sys.path after the standard library, as a
+    site-packages directory would be (.pth files included, where it has any)."""
+    if site == "-":
+        return
+    if any(name.endswith(".pth") for name in os.listdir(site)):  # noqa: PTH208 - pathlib costs an import
+        import site as site_module
+
+        site_module.addsitedir(site)
+    else:
+        sys.path.append(site)
+
+
+def _preload() -> None:
+    """What check mode changes or needs on a failure, imported before the request arrives (in a
+    zygote, once for all its runs)."""
+    import shutil  # noqa: F401
+    import subprocess  # noqa: F401
+    import traceback  # noqa: F401
+
+
 def _execute(header: list[int], program: bytes, scratch: str) -> None:
-    """Apply the run's limits to this process, then run the program in it."""
-    cpu_seconds, memory_bytes, nproc, file_bytes, check_mode = header[:5]
+    """Apply the run's limits to this process, then run the program in it. The header's fifth
+    field is 0 for a script, else check mode keeping that many bytes of output."""
+    cpu_seconds, memory_bytes, nproc, file_bytes, check_excerpt = header[:5]
     os.chdir(scratch)
     with open("main.py", "wb") as out:  # noqa: PTH123 - pathlib costs an import the warm runner avoids
         out.write(program)
@@ -68,8 +97,8 @@ def _execute(header: list[int], program: bytes, scratch: str) -> None:
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_NOFILE, 256)
     code = compile(program, scratch + "/main.py", "exec")
-    if check_mode:
-        _run_check(code)
+    if check_excerpt:
+        _run_check(code, check_excerpt)
     else:
         _run_script(code, scratch)
 
@@ -256,19 +285,132 @@ def _run_script(code: CodeType, scratch: str) -> None:
         _memory_error()
 
 
-def _run_check(code: CodeType) -> None:
-    """Run as bigcode-evaluation-harness's check_correctness does: exec in an empty namespace,
-    and any exception, SystemExit included, is a failure."""
+# ------------------------------------------------------------------------------------ check mode
+# bigcode-evaluation-harness (bigcode_eval/tasks/custom_metrics/execute.py) runs each check program
+# with exec(program, {}) in a fresh process after its reliability_guard, inside swallow_io: stdin,
+# stdout and stderr are one write-only in-memory text stream, so output never fails a program
+# and reading input raises OSError. A program passes when exec returns; any exception, SystemExit
+# included, fails it, and so does a process that ends before exec returns (no result recorded).
+# Check mode does the same, with the run's own memory, time and process limits around it.
+
+#: What reliability_guard sets to None before the program runs: calling one fails there, so it
+#: fails here. Put back once the program has run.
+_DISABLED = (
+    ("builtins", ("exit", "quit", "help")),
+    (
+        "os",
+        (
+            "kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork", "forkpty",
+            "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown", "chmod", "chown",
+            "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir",
+        ),
+    ),
+    ("shutil", ("rmtree", "move", "chown")),
+    ("subprocess", ("Popen",)),
+)  # fmt: skip
+#: Modules reliability_guard makes unimportable (sys.modules[name] = None).
+_BLOCKED = ("ipdb", "joblib", "resource", "psutil", "tkinter")
+_MISSING = object()
+
+
+class _WriteOnly(io.StringIO):
+    """Standard input, output and error of a check program, one stream as in the harness: every
+    write is taken, every read raises OSError. Keeps the first `keep` + 1 bytes written (one past
+    the excerpt, so that the service marks it cut) and drops the rest."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self._room = keep + 1
+        self.kept = bytearray()
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"string argument expected, got '{type(text).__name__}'")
+        if self._room > 0:
+            data = text[: self._room].encode("utf-8", "backslashreplace")[: self._room]
+            self.kept += data
+            self._room -= len(data)
+        return len(text)
+
+    def read(self, *args: object) -> str:
+        raise OSError
+
+    def readline(self, *args: object) -> str:  # type: ignore[override]
+        raise OSError
+
+    def readlines(self, *args: object) -> list[str]:  # type: ignore[override]
+        raise OSError
+
+    def readable(self) -> bool:
+        return False
+
+
+def _guard() -> list[tuple[object, str, object]]:
+    """Apply reliability_guard's changes; what was there before, to put back."""
+    saved: list[tuple[object, str, object]] = []
+    for module_name, names in _DISABLED:
+        module = sys.modules[module_name]  # all imported already (_preload)
+        for name in names:
+            saved.append((module, name, getattr(module, name, _MISSING)))
+            setattr(module, name, None)
+    for name in _BLOCKED:
+        saved.append((sys.modules, name, sys.modules.get(name, _MISSING)))
+        sys.modules[name] = None  # type: ignore[assignment]
+    return saved
+
+
+def _unguard(saved: list[tuple[object, str, object]]) -> None:
+    for target, name, value in reversed(saved):
+        if target is sys.modules:
+            if value is _MISSING:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = value  # type: ignore[assignment]
+        elif value is _MISSING:
+            delattr(target, name)
+        else:
+            setattr(target, name, value)
+
+
+def _run_check(code: CodeType, keep: int) -> None:
+    """Run as bigcode-evaluation-harness's check_correctness does (see above)."""
+    real_exit = os._exit
+
+    def early_exit(status: int) -> None:  # the harness records no result: not passed
+        real_exit(EARLY_EXIT)
+
+    stream = _WriteOnly(keep)
+    streams = sys.stdin, sys.stdout, sys.stderr
+    saved = _guard()
+    os._exit = early_exit  # type: ignore[assignment]
+    sys.stdin = sys.stdout = sys.stderr = stream
+    failure: BaseException | None = None
     try:
         exec(code, {})
-    except MemoryError:
+    except BaseException as error:  # SystemExit included
+        failure = error
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = streams
+        os._exit = real_exit
+        _unguard(saved)
+        _write_all(1, bytes(stream.kept))
+    if isinstance(failure, MemoryError):
         _memory_error()
-    except BaseException:
+    if failure is not None:
         import traceback
 
-        traceback.print_exc()
+        traceback.print_exception(failure)
         sys.stderr.flush()
         os._exit(1)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError:
+            return
 
 
 def _memory_error() -> None:

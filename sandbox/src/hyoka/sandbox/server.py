@@ -10,6 +10,7 @@ from hyoka.rpc.server import RunningServer, ServerConfig, ServiceRegistration, s
 from hyoka.sandbox.capabilities import Capabilities, detect
 from hyoka.sandbox.config import SandboxConfig
 from hyoka.sandbox.engine import Status
+from hyoka.sandbox.runtimes import Runtime, RuntimeUnavailable, load_runtimes
 from hyoka.sandbox.service import ProgramSpec, SandboxService
 from hyoka.sandbox.servicer import SandboxServicer
 from hyoka.v1 import sandbox_pb2_grpc
@@ -59,25 +60,55 @@ def check_host(config: SandboxConfig) -> Capabilities:
     return caps
 
 
+def load_service_runtimes(config: SandboxConfig) -> dict[str, Runtime]:
+    """The runtimes the service offers (`minimal` and those built in config.runtimes_dir); raises
+    RuntimeUnavailable when one is broken or the default is missing."""
+    runtimes = load_runtimes(config.runtimes_dir, config.python)
+    if config.default_runtime not in runtimes:
+        raise RuntimeUnavailable(
+            f"the default runtime {config.default_runtime!r} is not built in {config.runtimes_dir} "
+            f"(found: {', '.join(sorted(runtimes))}). Build it with `hyoka-sandbox build-runtime "
+            "requirements/sandbox-runtime-bigcode.txt` (scripts/setup.sh all does), point --runtimes-dir or "
+            "$HYOKA_SANDBOX_RUNTIMES at where it is, or choose another with --default-runtime"
+        )
+    for runtime in runtimes.values():
+        log.info(
+            "runtime %s: python %s (%s), %d packages, sha256 %s%s",
+            runtime.name,
+            runtime.python_version,
+            runtime.python,
+            len(runtime.packages),
+            runtime.sha256,
+            " (default)" if runtime.name == config.default_runtime else "",
+        )
+        for warning in runtime.warnings:
+            log.warning(warning)
+    return runtimes
+
+
 SELF_TEST_PROGRAM = b"import sys\nassert sys.version_info >= (3, 8)\nprint('sandbox ok')\n"
 
 
 async def self_test(service: SandboxService) -> None:
-    """Run one trivial program: the host checks above can pass while the runtime still refuses
-    something bubblewrap needs (a container's seccomp profile or masked /proc), and a service
-    that reports SERVING but fails every run is worse than one that does not start."""
-    result = await service.execute(ProgramSpec(SELF_TEST_PROGRAM))
-    if result.status is not Status.PASSED or result.stdout.strip() != b"sandbox ok":
-        why = (result.detail or result.stderr.decode(errors="replace")).strip()[-2000:]
-        raise IsolationUnavailable(
-            f"refusing to start: a trivial program did not run in the sandbox ({result.status.value}): {why}"
-        )
-    log.info("self-test passed: a program ran in the sandbox in %.0f ms", result.duration_seconds * 1000)
+    """Run one trivial program on every runtime: the host checks above can pass while the
+    container runtime still refuses something bubblewrap needs (a seccomp profile or masked
+    /proc), or a runtime's prefix cannot be mounted, and a service that reports SERVING but fails
+    every run is worse than one that does not start."""
+    for name in service.runtimes:
+        result = await service.execute(ProgramSpec(SELF_TEST_PROGRAM, runtime=name))
+        if result.status is not Status.PASSED or result.stdout.strip() != b"sandbox ok":
+            why = (result.detail or result.stderr.decode(errors="replace")).strip()[-2000:]
+            raise IsolationUnavailable(
+                f"refusing to start: a trivial program did not run in the sandbox (runtime {name}, "
+                f"{result.status.value}): {why}"
+            )
+        log.info("self-test passed: a program ran on runtime %s in %.0f ms", name, result.duration_seconds * 1000)
 
 
 async def serve(server_config: ServerConfig, config: SandboxConfig) -> None:
     caps = check_host(config)
-    service = SandboxService(config, caps)
+    runtimes = load_service_runtimes(config)
+    service = SandboxService(config, caps, runtimes)
     service.start()
     try:
         await self_test(service)

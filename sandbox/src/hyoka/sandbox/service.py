@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hyoka.rpc.errors import InvalidArgument, ResourceExhausted
@@ -17,6 +17,7 @@ from hyoka.sandbox.config import HUMANEVAL_WALL_TIME_MS, SandboxConfig
 from hyoka.sandbox.engine import Engine, RunResult, Status
 from hyoka.sandbox.humaneval import Problem, build_program, load_problem_sets, pass_at_k
 from hyoka.sandbox.policy import Limits, violations
+from hyoka.sandbox.runtimes import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ class ProgramSpec:
     program: bytes
     limits: Limits = field(default_factory=Limits)
     stdin: bytes = b""
+    #: A runtime name; "" takes the batch's, then the server's default.
+    runtime: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class CheckOutcome:
     num_correct: int
     pass_at_k: list[tuple[int, float]]
     signature: dict[str, str]
+    runtime: str = ""
 
 
 class Admission:
@@ -71,10 +75,14 @@ class Admission:
 
 
 class SandboxService:
-    def __init__(self, config: SandboxConfig, capabilities: Capabilities) -> None:
+    def __init__(self, config: SandboxConfig, capabilities: Capabilities, runtimes: Mapping[str, Runtime]) -> None:
+        """`runtimes` by name; config.default_runtime must be one of them."""
         self.config = config
         self.capabilities = capabilities
-        self.engine = Engine(config, capabilities)
+        self.default_runtime = runtimes[config.default_runtime]
+        # the default first: the engine's runs without a name take it
+        self.runtimes = {config.default_runtime: self.default_runtime, **runtimes}
+        self.engine = Engine(config, capabilities, self.runtimes)
         self.admission = Admission(config.workers, config.max_queued_runs)
         self.problems, self.problem_sets = load_problem_sets(config.data_dir)
 
@@ -85,6 +93,17 @@ class SandboxService:
         await self.engine.close()
 
     # ---------------------------------------------------------------- validation
+    def runtime(self, name: str, field_name: str = "runtime") -> Runtime:
+        """The runtime called `name` ("" for the default); INVALID_ARGUMENT naming the field and
+        listing the runtimes otherwise."""
+        if not name:
+            return self.default_runtime
+        if name not in self.runtimes:
+            raise InvalidArgument(
+                field_name, f"unknown runtime {name!r} (available: {', '.join(sorted(self.runtimes))})"
+            )
+        return self.runtimes[name]
+
     def _check_program(self, spec: ProgramSpec, prefix: str, base: Limits) -> Limits:
         found: list[tuple[str, str]] = []
         if not spec.program:
@@ -111,18 +130,23 @@ class SandboxService:
         return spec.limits.over(base)
 
     # ---------------------------------------------------------------- running
-    async def _run_admitted(self, program: bytes, limits: Limits, stdin: bytes, check_mode: bool) -> RunResult:
+    async def _run_admitted(
+        self, program: bytes, limits: Limits, stdin: bytes, check_mode: bool, runtime: Runtime
+    ) -> RunResult:
         """Run once a worker is free. The caller reserved the run and releases it (a task
         cancelled before it starts never runs its own `finally`)."""
         async with self.admission.slot():
-            return await self.engine.run(program, limits, stdin, check_mode)
+            return await self.engine.run(program, limits, stdin, check_mode, runtime.name)
 
     async def execute(self, spec: ProgramSpec) -> RunResult:
+        runtime = self.runtime(spec.runtime)
         limits = self._check_program(spec, "", self.config.default_limits)
         with self.admission.reserved(1):
-            return await self._run_admitted(spec.program, limits, spec.stdin, False)
+            return await self._run_admitted(spec.program, limits, spec.stdin, False, runtime)
 
-    async def execute_batch(self, specs: Sequence[ProgramSpec], shared: Limits) -> AsyncIterator[tuple[int, RunResult]]:
+    async def execute_batch(
+        self, specs: Sequence[ProgramSpec], shared: Limits, runtime: str = ""
+    ) -> AsyncIterator[tuple[int, RunResult]]:
         if not specs:
             raise InvalidArgument("programs", "must hold at least one program")
         if len(specs) > self.config.max_batch_size:
@@ -130,16 +154,21 @@ class SandboxService:
                 "programs", f"{len(specs)} programs exceeds the maximum of {self.config.max_batch_size}"
             )
         policy.check(shared, self.config.max_limits, "limits")
+        shared_runtime = self.runtime(runtime)
         base = shared.over(self.config.default_limits)
         resolved = [self._check_program(spec, f"programs[{i}].", base) for i, spec in enumerate(specs)]
+        runtimes = [
+            self.runtime(spec.runtime, f"programs[{i}].runtime") if spec.runtime else shared_runtime
+            for i, spec in enumerate(specs)
+        ]
 
-        async def indexed(index: int, spec: ProgramSpec, limits: Limits) -> tuple[int, RunResult]:
-            return index, await self._run_admitted(spec.program, limits, spec.stdin, False)
+        async def indexed(index: int, spec: ProgramSpec, limits: Limits, on: Runtime) -> tuple[int, RunResult]:
+            return index, await self._run_admitted(spec.program, limits, spec.stdin, False, on)
 
         with self.admission.reserved(len(specs)):
             tasks = [
-                asyncio.ensure_future(indexed(i, spec, limits))
-                for i, (spec, limits) in enumerate(zip(specs, resolved, strict=True))
+                asyncio.ensure_future(indexed(i, spec, limits, on))
+                for i, (spec, limits, on) in enumerate(zip(specs, resolved, runtimes, strict=True))
             ]
             try:
                 for finished in asyncio.as_completed(tasks):
@@ -174,8 +203,10 @@ class SandboxService:
         completions: Sequence[str],
         ks: Sequence[int],
         limits: Limits,
+        runtime: str = "",
     ) -> CheckOutcome:
         problem = self.resolve_problem(problem_id, inline)
+        chosen = self.runtime(runtime)
         n = len(completions)
         found: list[tuple[str, str]] = []
         if n == 0:
@@ -195,7 +226,7 @@ class SandboxService:
             raise InvalidArgument.of(found)
         resolved = limits.over(Limits(wall_time_ms=HUMANEVAL_WALL_TIME_MS)).over(self.config.default_limits)
         with self.admission.reserved(n):
-            tasks = [asyncio.ensure_future(self._run_admitted(p, resolved, b"", True)) for p in programs]
+            tasks = [asyncio.ensure_future(self._run_admitted(p, resolved, b"", True, chosen)) for p in programs]
             try:
                 results = list(await asyncio.gather(*tasks))
             finally:
@@ -203,16 +234,23 @@ class SandboxService:
                     task.cancel()
         correct = sum(r.status is Status.PASSED for r in results)
         estimates = [(k, pass_at_k(n, correct, k)) for k in ks]
-        return CheckOutcome(problem_id or "", results, correct, estimates, self.signature(resolved))
+        signature = self.signature(resolved, chosen)
+        return CheckOutcome(problem_id or "", results, correct, estimates, signature, chosen.name)
 
-    def signature(self, limits: Limits) -> dict[str, str]:
+    def signature(self, limits: Limits, runtime: Runtime | None = None) -> dict[str, str]:
+        runtime = runtime or self.default_runtime
         return {
             "program": "bigcode humaneval: prompt+completion+'\\n'+'\\n'+test+'\\n'+check(entry_point)",
-            "exec": "exec(program, {}); any exception, SystemExit included, fails",
+            "exec": (
+                "exec(program, {}) after bigcode's reliability_guard, inside swallow_io (output discarded, "
+                "input reads raise OSError); any exception, SystemExit included, fails"
+            ),
             "timeout_s": f"{limits.wall_time_ms / 1000:g}",
             "estimator": "unbiased pass@k (Chen et al. 2021)",
             "isolation": self.isolation,
-            "python": self.python_version,
+            "python": runtime.python_version,
+            "runtime": runtime.name,
+            "runtime_sha256": runtime.sha256,
             "hyoka-sandbox": __version__,
         }
 

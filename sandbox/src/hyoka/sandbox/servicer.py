@@ -13,6 +13,7 @@ from hyoka.sandbox import __version__
 from hyoka.sandbox.engine import RunResult, Status
 from hyoka.sandbox.humaneval import Problem
 from hyoka.sandbox.policy import Limits
+from hyoka.sandbox.runtimes import Runtime
 from hyoka.sandbox.service import ProgramSpec, SandboxService
 from hyoka.v1 import common_pb2, sandbox_pb2, sandbox_pb2_grpc
 
@@ -47,11 +48,29 @@ def result_to_pb(result: RunResult) -> sandbox_pb2.ExecutionResult:
         duration_seconds=result.duration_seconds,
         cpu_seconds=result.cpu_seconds,
         detail=result.detail,
+        runtime=result.runtime,
+        runtime_sha256=result.runtime_sha256,
+    )
+
+
+def runtime_to_pb(runtime: Runtime) -> sandbox_pb2.SandboxRuntime:
+    return sandbox_pb2.SandboxRuntime(
+        name=runtime.name,
+        python=runtime.python,
+        python_version=runtime.python_version,
+        sha256=runtime.sha256,
+        packages=[common_pb2.ComponentVersion(name=name, version=version) for name, version in runtime.packages],
+        description=runtime.description,
+        source=runtime.source,
+        deviation=runtime.deviation,
+        lock_sha256=runtime.lock_sha256,
     )
 
 
 def _spec(message: sandbox_pb2.ExecuteRequest) -> ProgramSpec:
-    return ProgramSpec(program=message.program, limits=limits_from_pb(message.limits), stdin=message.stdin)
+    return ProgramSpec(
+        program=message.program, limits=limits_from_pb(message.limits), stdin=message.stdin, runtime=message.runtime
+    )
 
 
 class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
@@ -70,7 +89,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         self, request: sandbox_pb2.ExecuteBatchRequest, context: Context
     ) -> AsyncIterator[sandbox_pb2.ExecuteBatchResponse]:
         specs = [_spec(p) for p in request.programs]
-        async for index, result in self.service.execute_batch(specs, limits_from_pb(request.limits)):
+        batch = self.service.execute_batch(specs, limits_from_pb(request.limits), request.runtime)
+        async for index, result in batch:
             yield sandbox_pb2.ExecuteBatchResponse(index=index, result=result_to_pb(result))
 
     @handle_errors
@@ -84,7 +104,12 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             p = request.problem
             inline = Problem(task_id="", prompt=p.prompt, test=p.test, entry_point=p.entry_point)
         outcome = await self.service.check_completions(
-            problem_id, inline, list(request.completions), list(request.k), limits_from_pb(request.limits)
+            problem_id,
+            inline,
+            list(request.completions),
+            list(request.k),
+            limits_from_pb(request.limits),
+            request.runtime,
         )
         return sandbox_pb2.CheckCompletionsResponse(
             problem_id=outcome.problem_id,
@@ -96,6 +121,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             num_correct=outcome.num_correct,
             pass_at_k=[sandbox_pb2.PassAtK(k=k, value=v) for k, v in outcome.pass_at_k],
             signature=_signature(outcome.signature),
+            runtime=outcome.runtime,
         )
 
     @handle_errors
@@ -132,11 +158,13 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             ],
             versions=[
                 common_pb2.ComponentVersion(name="hyoka-sandbox", version=__version__),
-                common_pb2.ComponentVersion(name="python-sandboxed", version=caps.python_version),
+                common_pb2.ComponentVersion(name="python-sandboxed", version=svc.default_runtime.python_version),
                 common_pb2.ComponentVersion(name="bubblewrap", version=caps.bwrap_version),
                 common_pb2.ComponentVersion(name="grpcio", version=grpc.__version__),
             ],
-            warnings=list(caps.warnings),
+            warnings=[*caps.warnings, *(w for r in svc.runtimes.values() for w in r.warnings)],
+            runtimes=[runtime_to_pb(r) for r in svc.runtimes.values()],
+            default_runtime=svc.default_runtime.name,
         )
 
 

@@ -1,7 +1,8 @@
-"""Zygote mode: one started interpreter per worker, in its own bubblewrap sandbox, forks each run
-into fresh namespaces (see inside.py). Interpreter start-up and bubblewrap's set-up are paid once
-per zygote instead of once per run. A run that must be stopped (time, output, a cancelled call)
-is stopped by killing its whole zygote sandbox, which is then replaced."""
+"""Zygote mode: one started interpreter per worker and runtime, in its own bubblewrap sandbox (with
+that runtime's package prefix mounted), forks each run into fresh namespaces (see inside.py).
+Interpreter start-up and bubblewrap's set-up are paid once per zygote instead of once per run. A
+run that must be stopped (time, output, a cancelled call) is stopped by killing its whole zygote
+sandbox, which is then replaced."""
 
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ from hyoka.sandbox.engine import (
     _Stream,
     _wait_finished,
     _write_all,
+    output_cap,
 )
 from hyoka.sandbox.policy import Limits
 from hyoka.sandbox.reaper import ExitStatus
+from hyoka.sandbox.runtimes import Runtime
 
 if TYPE_CHECKING:
     from hyoka.sandbox.engine import Engine
@@ -55,8 +58,9 @@ class _Zygote:
 
 
 class ZygotePool:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, runtime: Runtime) -> None:
         self.engine = engine
+        self.runtime = runtime
         self._loop = engine._loop
         self._idle: deque[_Zygote] = deque()  # started or starting, waiting for a run
         self._busy = 0  # zygotes running a program now
@@ -79,7 +83,7 @@ class ZygotePool:
         ready_ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         bpf_fd = seccomp_filter.reopen(engine._seccomp_fd)
         scratch = engine.config.default_limits.scratch_bytes
-        argv = [*engine.bwrap_args(scratch, -1, zygote=True), *engine.python_argv(), "zygote"]
+        argv = [*engine.bwrap_args(scratch, -1, self.runtime, zygote=True), *engine.python_argv(self.runtime, "zygote")]
         argv += [str(theirs.fileno()), str(ready_theirs.fileno()), str(bpf_fd)]
         actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, 2, 1)]
         try:
@@ -162,8 +166,10 @@ class ZygotePool:
         stdin_r, stdin_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        out = _Stream(self._loop, out_r, limits.max_output_bytes, overflow)
-        err = _Stream(self._loop, err_r, limits.max_output_bytes, overflow)
+        cap = output_cap(limits, check_mode)
+        stop_on = None if check_mode else overflow  # check mode never stops a run for its output
+        out = _Stream(self._loop, out_r, cap, stop_on)
+        err = _Stream(self._loop, err_r, cap, stop_on)
         feeder: asyncio.Task[None] | None = None
         status: asyncio.Task[bytes] | None = None
         try:
@@ -174,7 +180,7 @@ class ZygotePool:
                 # +3: bubblewrap's PID 1, the zygote and the run's parent share the user namespace.
                 zygote.cgroup.limit(limits.memory_bytes, limits.max_processes + 3)
                 before = zygote.cgroup.counters()
-            header = _run_header(limits, limits.max_processes + 3, check_mode, limits.scratch_bytes)
+            header = _run_header(limits, limits.max_processes + 3, cap if check_mode else 0, limits.scratch_bytes)
             await self._send(zygote.ctrl, struct.pack("!QQ", len(header), len(program)), [stdin_r, out_w, err_w])
             for fd in (stdin_r, out_w, err_w):
                 os.close(fd)
@@ -214,6 +220,7 @@ class ZygotePool:
                 timed_out=timed_out,
                 overflowed=overflowed,
                 memory_hit=memory_hit,
+                check_mode=check_mode,
             )
         finally:
             for task in (feeder, status):

@@ -25,45 +25,47 @@ _sym_db = _symbol_database.Default()
 from hyoka.v1 import common_pb2 as hyoka_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hyoka/v1/sandbox.proto\x12\x08hyoka.v1\x1a\x15hyoka/v1/common.proto\"\xb1\x01\n\x0eResourceLimits\x12\x14\n\x0cwall_time_ms\x18\x01 \x01(\x03\x12\x13\n\x0b\x63pu_time_ms\x18\x02 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x15\n\rmax_processes\x18\x04 \x01(\x03\x12\x18\n\x10max_output_bytes\x18\x05 \x01(\x03\x12\x16\n\x0emax_file_bytes\x18\x06 \x01(\x03\x12\x15\n\rscratch_bytes\x18\x07 \x01(\x03\"\xe2\x01\n\x0f\x45xecutionResult\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.hyoka.v1.ExecutionStatus\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x0e\n\x06stdout\x18\x03 \x01(\x0c\x12\x0e\n\x06stderr\x18\x04 \x01(\x0c\x12\x18\n\x10stdout_truncated\x18\x05 \x01(\x08\x12\x18\n\x10stderr_truncated\x18\x06 \x01(\x08\x12\x18\n\x10\x64uration_seconds\x18\x07 \x01(\x01\x12\x13\n\x0b\x63pu_seconds\x18\x08 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"Z\n\x0e\x45xecuteRequest\x12\x0f\n\x07program\x18\x01 \x01(\x0c\x12(\n\x06limits\x18\x02 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12\r\n\x05stdin\x18\x03 \x01(\x0c\"<\n\x0f\x45xecuteResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.hyoka.v1.ExecutionResult\"k\n\x13\x45xecuteBatchRequest\x12*\n\x08programs\x18\x01 \x03(\x0b\x32\x18.hyoka.v1.ExecuteRequest\x12(\n\x06limits\x18\x02 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\"P\n\x14\x45xecuteBatchResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x19.hyoka.v1.ExecutionResult\"@\n\x0b\x43odeProblem\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0c\n\x04test\x18\x02 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x03 \x01(\t\"\xb5\x01\n\x17\x43heckCompletionsRequest\x12\x14\n\nproblem_id\x18\x01 \x01(\tH\x00\x12(\n\x07problem\x18\x02 \x01(\x0b\x32\x15.hyoka.v1.CodeProblemH\x00\x12\x13\n\x0b\x63ompletions\x18\x03 \x03(\t\x12\t\n\x01k\x18\x04 \x03(\x05\x12(\n\x06limits\x18\x05 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimitsB\x10\n\x0eproblem_source\"_\n\x10\x43ompletionResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12,\n\texecution\x18\x03 \x01(\x0b\x32\x19.hyoka.v1.ExecutionResult\"#\n\x07PassAtK\x12\t\n\x01k\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x01\"\xd8\x01\n\x18\x43heckCompletionsResponse\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.hyoka.v1.CompletionResult\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x05\x12\x13\n\x0bnum_correct\x18\x04 \x01(\x05\x12$\n\tpass_at_k\x18\x05 \x03(\x0b\x32\x11.hyoka.v1.PassAtK\x12+\n\tsignature\x18\x06 \x01(\x0b\x32\x18.hyoka.v1.ScoreSignature\"\x17\n\x15GetSandboxInfoRequest\"\xbe\x01\n\x10HostCapabilities\x12\x17\n\x0fuser_namespaces\x18\x01 \x01(\x08\x12\x0f\n\x07seccomp\x18\x02 \x01(\x08\x12\x15\n\rcgroup_memory\x18\x03 \x01(\x08\x12\x13\n\x0b\x63group_pids\x18\x04 \x01(\x08\x12\x16\n\x0e\x63group_version\x18\x05 \x01(\t\x12\x12\n\nproc_mount\x18\x06 \x01(\x08\x12\x10\n\x08hostname\x18\x07 \x01(\x08\x12\x16\n\x0e\x64isable_userns\x18\x08 \x01(\x08\"P\n\nProblemSet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cnum_problems\x18\x02 \x01(\x05\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\xca\x03\n\x16GetSandboxInfoResponse\x12\x30\n\x0c\x63\x61pabilities\x18\x01 \x01(\x0b\x32\x1a.hyoka.v1.HostCapabilities\x12\x11\n\tisolation\x18\x02 \x01(\t\x12\x10\n\x08insecure\x18\x03 \x01(\x08\x12\x30\n\x0e\x64\x65\x66\x61ult_limits\x18\x04 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12,\n\nmax_limits\x18\x05 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12\x0f\n\x07workers\x18\x06 \x01(\x05\x12\x17\n\x0fmax_queued_runs\x18\x07 \x01(\x05\x12\x19\n\x11max_program_bytes\x18\x08 \x01(\x03\x12\x17\n\x0fmax_stdin_bytes\x18\t \x01(\x03\x12\x16\n\x0emax_batch_size\x18\n \x01(\x05\x12\x17\n\x0fmax_completions\x18\x0b \x01(\x05\x12*\n\x0cproblem_sets\x18\x0c \x03(\x0b\x32\x14.hyoka.v1.ProblemSet\x12,\n\x08versions\x18\r \x03(\x0b\x32\x1a.hyoka.v1.ComponentVersion\x12\x10\n\x08warnings\x18\x0e \x03(\t*\xf5\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_STATUS_PASSED\x10\x01\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x02\x12\x1c\n\x18\x45XECUTION_STATUS_TIMEOUT\x10\x03\x12!\n\x1d\x45XECUTION_STATUS_MEMORY_LIMIT\x10\x04\x12!\n\x1d\x45XECUTION_STATUS_OUTPUT_LIMIT\x10\x05\x12\"\n\x1e\x45XECUTION_STATUS_SANDBOX_ERROR\x10\x06\x32\xd1\x02\n\x0eSandboxService\x12>\n\x07\x45xecute\x12\x18.hyoka.v1.ExecuteRequest\x1a\x19.hyoka.v1.ExecuteResponse\x12O\n\x0c\x45xecuteBatch\x12\x1d.hyoka.v1.ExecuteBatchRequest\x1a\x1e.hyoka.v1.ExecuteBatchResponse0\x01\x12Y\n\x10\x43heckCompletions\x12!.hyoka.v1.CheckCompletionsRequest\x1a\".hyoka.v1.CheckCompletionsResponse\x12S\n\x0eGetSandboxInfo\x12\x1f.hyoka.v1.GetSandboxInfoRequest\x1a .hyoka.v1.GetSandboxInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16hyoka/v1/sandbox.proto\x12\x08hyoka.v1\x1a\x15hyoka/v1/common.proto\"\xb1\x01\n\x0eResourceLimits\x12\x14\n\x0cwall_time_ms\x18\x01 \x01(\x03\x12\x13\n\x0b\x63pu_time_ms\x18\x02 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x15\n\rmax_processes\x18\x04 \x01(\x03\x12\x18\n\x10max_output_bytes\x18\x05 \x01(\x03\x12\x16\n\x0emax_file_bytes\x18\x06 \x01(\x03\x12\x15\n\rscratch_bytes\x18\x07 \x01(\x03\"\x8b\x02\n\x0f\x45xecutionResult\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.hyoka.v1.ExecutionStatus\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12\x0e\n\x06stdout\x18\x03 \x01(\x0c\x12\x0e\n\x06stderr\x18\x04 \x01(\x0c\x12\x18\n\x10stdout_truncated\x18\x05 \x01(\x08\x12\x18\n\x10stderr_truncated\x18\x06 \x01(\x08\x12\x18\n\x10\x64uration_seconds\x18\x07 \x01(\x01\x12\x13\n\x0b\x63pu_seconds\x18\x08 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\x12\x0f\n\x07runtime\x18\n \x01(\t\x12\x16\n\x0eruntime_sha256\x18\x0b \x01(\t\"k\n\x0e\x45xecuteRequest\x12\x0f\n\x07program\x18\x01 \x01(\x0c\x12(\n\x06limits\x18\x02 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12\r\n\x05stdin\x18\x03 \x01(\x0c\x12\x0f\n\x07runtime\x18\x04 \x01(\t\"<\n\x0f\x45xecuteResponse\x12)\n\x06result\x18\x01 \x01(\x0b\x32\x19.hyoka.v1.ExecutionResult\"|\n\x13\x45xecuteBatchRequest\x12*\n\x08programs\x18\x01 \x03(\x0b\x32\x18.hyoka.v1.ExecuteRequest\x12(\n\x06limits\x18\x02 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12\x0f\n\x07runtime\x18\x03 \x01(\t\"P\n\x14\x45xecuteBatchResponse\x12\r\n\x05index\x18\x01 \x01(\x05\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x19.hyoka.v1.ExecutionResult\"@\n\x0b\x43odeProblem\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0c\n\x04test\x18\x02 \x01(\t\x12\x13\n\x0b\x65ntry_point\x18\x03 \x01(\t\"\xc6\x01\n\x17\x43heckCompletionsRequest\x12\x14\n\nproblem_id\x18\x01 \x01(\tH\x00\x12(\n\x07problem\x18\x02 \x01(\x0b\x32\x15.hyoka.v1.CodeProblemH\x00\x12\x13\n\x0b\x63ompletions\x18\x03 \x03(\t\x12\t\n\x01k\x18\x04 \x03(\x05\x12(\n\x06limits\x18\x05 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12\x0f\n\x07runtime\x18\x06 \x01(\tB\x10\n\x0eproblem_source\"_\n\x10\x43ompletionResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12,\n\texecution\x18\x03 \x01(\x0b\x32\x19.hyoka.v1.ExecutionResult\"#\n\x07PassAtK\x12\t\n\x01k\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x01\"\xe9\x01\n\x18\x43heckCompletionsResponse\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.hyoka.v1.CompletionResult\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x05\x12\x13\n\x0bnum_correct\x18\x04 \x01(\x05\x12$\n\tpass_at_k\x18\x05 \x03(\x0b\x32\x11.hyoka.v1.PassAtK\x12+\n\tsignature\x18\x06 \x01(\x0b\x32\x18.hyoka.v1.ScoreSignature\x12\x0f\n\x07runtime\x18\x07 \x01(\t\"\x17\n\x15GetSandboxInfoRequest\"\xbe\x01\n\x10HostCapabilities\x12\x17\n\x0fuser_namespaces\x18\x01 \x01(\x08\x12\x0f\n\x07seccomp\x18\x02 \x01(\x08\x12\x15\n\rcgroup_memory\x18\x03 \x01(\x08\x12\x13\n\x0b\x63group_pids\x18\x04 \x01(\x08\x12\x16\n\x0e\x63group_version\x18\x05 \x01(\t\x12\x12\n\nproc_mount\x18\x06 \x01(\x08\x12\x10\n\x08hostname\x18\x07 \x01(\x08\x12\x16\n\x0e\x64isable_userns\x18\x08 \x01(\x08\"P\n\nProblemSet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cnum_problems\x18\x02 \x01(\x05\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\xd1\x01\n\x0eSandboxRuntime\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06python\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12,\n\x08packages\x18\x05 \x03(\x0b\x32\x1a.hyoka.v1.ComponentVersion\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x11\n\tdeviation\x18\x08 \x01(\t\x12\x13\n\x0block_sha256\x18\t \x01(\t\"\x8f\x04\n\x16GetSandboxInfoResponse\x12\x30\n\x0c\x63\x61pabilities\x18\x01 \x01(\x0b\x32\x1a.hyoka.v1.HostCapabilities\x12\x11\n\tisolation\x18\x02 \x01(\t\x12\x10\n\x08insecure\x18\x03 \x01(\x08\x12\x30\n\x0e\x64\x65\x66\x61ult_limits\x18\x04 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12,\n\nmax_limits\x18\x05 \x01(\x0b\x32\x18.hyoka.v1.ResourceLimits\x12\x0f\n\x07workers\x18\x06 \x01(\x05\x12\x17\n\x0fmax_queued_runs\x18\x07 \x01(\x05\x12\x19\n\x11max_program_bytes\x18\x08 \x01(\x03\x12\x17\n\x0fmax_stdin_bytes\x18\t \x01(\x03\x12\x16\n\x0emax_batch_size\x18\n \x01(\x05\x12\x17\n\x0fmax_completions\x18\x0b \x01(\x05\x12*\n\x0cproblem_sets\x18\x0c \x03(\x0b\x32\x14.hyoka.v1.ProblemSet\x12,\n\x08versions\x18\r \x03(\x0b\x32\x1a.hyoka.v1.ComponentVersion\x12\x10\n\x08warnings\x18\x0e \x03(\t\x12*\n\x08runtimes\x18\x0f \x03(\x0b\x32\x18.hyoka.v1.SandboxRuntime\x12\x17\n\x0f\x64\x65\x66\x61ult_runtime\x18\x10 \x01(\t*\xf5\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XECUTION_STATUS_PASSED\x10\x01\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x02\x12\x1c\n\x18\x45XECUTION_STATUS_TIMEOUT\x10\x03\x12!\n\x1d\x45XECUTION_STATUS_MEMORY_LIMIT\x10\x04\x12!\n\x1d\x45XECUTION_STATUS_OUTPUT_LIMIT\x10\x05\x12\"\n\x1e\x45XECUTION_STATUS_SANDBOX_ERROR\x10\x06\x32\xd1\x02\n\x0eSandboxService\x12>\n\x07\x45xecute\x12\x18.hyoka.v1.ExecuteRequest\x1a\x19.hyoka.v1.ExecuteResponse\x12O\n\x0c\x45xecuteBatch\x12\x1d.hyoka.v1.ExecuteBatchRequest\x1a\x1e.hyoka.v1.ExecuteBatchResponse0\x01\x12Y\n\x10\x43heckCompletions\x12!.hyoka.v1.CheckCompletionsRequest\x1a\".hyoka.v1.CheckCompletionsResponse\x12S\n\x0eGetSandboxInfo\x12\x1f.hyoka.v1.GetSandboxInfoRequest\x1a .hyoka.v1.GetSandboxInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hyoka.v1.sandbox_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXECUTIONSTATUS']._serialized_start=2178
-  _globals['_EXECUTIONSTATUS']._serialized_end=2423
+  _globals['_EXECUTIONSTATUS']._serialized_start=2568
+  _globals['_EXECUTIONSTATUS']._serialized_end=2813
   _globals['_RESOURCELIMITS']._serialized_start=60
   _globals['_RESOURCELIMITS']._serialized_end=237
   _globals['_EXECUTIONRESULT']._serialized_start=240
-  _globals['_EXECUTIONRESULT']._serialized_end=466
-  _globals['_EXECUTEREQUEST']._serialized_start=468
-  _globals['_EXECUTEREQUEST']._serialized_end=558
-  _globals['_EXECUTERESPONSE']._serialized_start=560
-  _globals['_EXECUTERESPONSE']._serialized_end=620
-  _globals['_EXECUTEBATCHREQUEST']._serialized_start=622
-  _globals['_EXECUTEBATCHREQUEST']._serialized_end=729
-  _globals['_EXECUTEBATCHRESPONSE']._serialized_start=731
-  _globals['_EXECUTEBATCHRESPONSE']._serialized_end=811
-  _globals['_CODEPROBLEM']._serialized_start=813
-  _globals['_CODEPROBLEM']._serialized_end=877
-  _globals['_CHECKCOMPLETIONSREQUEST']._serialized_start=880
-  _globals['_CHECKCOMPLETIONSREQUEST']._serialized_end=1061
-  _globals['_COMPLETIONRESULT']._serialized_start=1063
-  _globals['_COMPLETIONRESULT']._serialized_end=1158
-  _globals['_PASSATK']._serialized_start=1160
-  _globals['_PASSATK']._serialized_end=1195
-  _globals['_CHECKCOMPLETIONSRESPONSE']._serialized_start=1198
-  _globals['_CHECKCOMPLETIONSRESPONSE']._serialized_end=1414
-  _globals['_GETSANDBOXINFOREQUEST']._serialized_start=1416
-  _globals['_GETSANDBOXINFOREQUEST']._serialized_end=1439
-  _globals['_HOSTCAPABILITIES']._serialized_start=1442
-  _globals['_HOSTCAPABILITIES']._serialized_end=1632
-  _globals['_PROBLEMSET']._serialized_start=1634
-  _globals['_PROBLEMSET']._serialized_end=1714
-  _globals['_GETSANDBOXINFORESPONSE']._serialized_start=1717
-  _globals['_GETSANDBOXINFORESPONSE']._serialized_end=2175
-  _globals['_SANDBOXSERVICE']._serialized_start=2426
-  _globals['_SANDBOXSERVICE']._serialized_end=2763
+  _globals['_EXECUTIONRESULT']._serialized_end=507
+  _globals['_EXECUTEREQUEST']._serialized_start=509
+  _globals['_EXECUTEREQUEST']._serialized_end=616
+  _globals['_EXECUTERESPONSE']._serialized_start=618
+  _globals['_EXECUTERESPONSE']._serialized_end=678
+  _globals['_EXECUTEBATCHREQUEST']._serialized_start=680
+  _globals['_EXECUTEBATCHREQUEST']._serialized_end=804
+  _globals['_EXECUTEBATCHRESPONSE']._serialized_start=806
+  _globals['_EXECUTEBATCHRESPONSE']._serialized_end=886
+  _globals['_CODEPROBLEM']._serialized_start=888
+  _globals['_CODEPROBLEM']._serialized_end=952
+  _globals['_CHECKCOMPLETIONSREQUEST']._serialized_start=955
+  _globals['_CHECKCOMPLETIONSREQUEST']._serialized_end=1153
+  _globals['_COMPLETIONRESULT']._serialized_start=1155
+  _globals['_COMPLETIONRESULT']._serialized_end=1250
+  _globals['_PASSATK']._serialized_start=1252
+  _globals['_PASSATK']._serialized_end=1287
+  _globals['_CHECKCOMPLETIONSRESPONSE']._serialized_start=1290
+  _globals['_CHECKCOMPLETIONSRESPONSE']._serialized_end=1523
+  _globals['_GETSANDBOXINFOREQUEST']._serialized_start=1525
+  _globals['_GETSANDBOXINFOREQUEST']._serialized_end=1548
+  _globals['_HOSTCAPABILITIES']._serialized_start=1551
+  _globals['_HOSTCAPABILITIES']._serialized_end=1741
+  _globals['_PROBLEMSET']._serialized_start=1743
+  _globals['_PROBLEMSET']._serialized_end=1823
+  _globals['_SANDBOXRUNTIME']._serialized_start=1826
+  _globals['_SANDBOXRUNTIME']._serialized_end=2035
+  _globals['_GETSANDBOXINFORESPONSE']._serialized_start=2038
+  _globals['_GETSANDBOXINFORESPONSE']._serialized_end=2565
+  _globals['_SANDBOXSERVICE']._serialized_start=2816
+  _globals['_SANDBOXSERVICE']._serialized_end=3153
 # @@protoc_insertion_point(module_scope)

@@ -44,7 +44,7 @@ class ResourceLimits(_message.Message):
     def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., max_processes: _Optional[int] = ..., max_output_bytes: _Optional[int] = ..., max_file_bytes: _Optional[int] = ..., scratch_bytes: _Optional[int] = ...) -> None: ...
 
 class ExecutionResult(_message.Message):
-    __slots__ = ("status", "exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "duration_seconds", "cpu_seconds", "detail")
+    __slots__ = ("status", "exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "duration_seconds", "cpu_seconds", "detail", "runtime", "runtime_sha256")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,8 @@ class ExecutionResult(_message.Message):
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_SHA256_FIELD_NUMBER: _ClassVar[int]
     status: ExecutionStatus
     exit_code: int
     stdout: bytes
@@ -63,17 +65,21 @@ class ExecutionResult(_message.Message):
     duration_seconds: float
     cpu_seconds: float
     detail: str
-    def __init__(self, status: _Optional[_Union[ExecutionStatus, str]] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., duration_seconds: _Optional[float] = ..., cpu_seconds: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
+    runtime: str
+    runtime_sha256: str
+    def __init__(self, status: _Optional[_Union[ExecutionStatus, str]] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., duration_seconds: _Optional[float] = ..., cpu_seconds: _Optional[float] = ..., detail: _Optional[str] = ..., runtime: _Optional[str] = ..., runtime_sha256: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("program", "limits", "stdin")
+    __slots__ = ("program", "limits", "stdin", "runtime")
     PROGRAM_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     STDIN_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     program: bytes
     limits: ResourceLimits
     stdin: bytes
-    def __init__(self, program: _Optional[bytes] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., stdin: _Optional[bytes] = ...) -> None: ...
+    runtime: str
+    def __init__(self, program: _Optional[bytes] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., stdin: _Optional[bytes] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
     __slots__ = ("result",)
@@ -82,12 +88,14 @@ class ExecuteResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[ExecutionResult, _Mapping]] = ...) -> None: ...
 
 class ExecuteBatchRequest(_message.Message):
-    __slots__ = ("programs", "limits")
+    __slots__ = ("programs", "limits", "runtime")
     PROGRAMS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     programs: _containers.RepeatedCompositeFieldContainer[ExecuteRequest]
     limits: ResourceLimits
-    def __init__(self, programs: _Optional[_Iterable[_Union[ExecuteRequest, _Mapping]]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ...) -> None: ...
+    runtime: str
+    def __init__(self, programs: _Optional[_Iterable[_Union[ExecuteRequest, _Mapping]]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class ExecuteBatchResponse(_message.Message):
     __slots__ = ("index", "result")
@@ -108,18 +116,20 @@ class CodeProblem(_message.Message):
     def __init__(self, prompt: _Optional[str] = ..., test: _Optional[str] = ..., entry_point: _Optional[str] = ...) -> None: ...
 
 class CheckCompletionsRequest(_message.Message):
-    __slots__ = ("problem_id", "problem", "completions", "k", "limits")
+    __slots__ = ("problem_id", "problem", "completions", "k", "limits", "runtime")
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     COMPLETIONS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     problem_id: str
     problem: CodeProblem
     completions: _containers.RepeatedScalarFieldContainer[str]
     k: _containers.RepeatedScalarFieldContainer[int]
     limits: ResourceLimits
-    def __init__(self, problem_id: _Optional[str] = ..., problem: _Optional[_Union[CodeProblem, _Mapping]] = ..., completions: _Optional[_Iterable[str]] = ..., k: _Optional[_Iterable[int]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ...) -> None: ...
+    runtime: str
+    def __init__(self, problem_id: _Optional[str] = ..., problem: _Optional[_Union[CodeProblem, _Mapping]] = ..., completions: _Optional[_Iterable[str]] = ..., k: _Optional[_Iterable[int]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class CompletionResult(_message.Message):
     __slots__ = ("index", "passed", "execution")
@@ -140,20 +150,22 @@ class PassAtK(_message.Message):
     def __init__(self, k: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
 
 class CheckCompletionsResponse(_message.Message):
-    __slots__ = ("problem_id", "results", "num_samples", "num_correct", "pass_at_k", "signature")
+    __slots__ = ("problem_id", "results", "num_samples", "num_correct", "pass_at_k", "signature", "runtime")
     PROBLEM_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     NUM_CORRECT_FIELD_NUMBER: _ClassVar[int]
     PASS_AT_K_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     problem_id: str
     results: _containers.RepeatedCompositeFieldContainer[CompletionResult]
     num_samples: int
     num_correct: int
     pass_at_k: _containers.RepeatedCompositeFieldContainer[PassAtK]
     signature: _common_pb2.ScoreSignature
-    def __init__(self, problem_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[CompletionResult, _Mapping]]] = ..., num_samples: _Optional[int] = ..., num_correct: _Optional[int] = ..., pass_at_k: _Optional[_Iterable[_Union[PassAtK, _Mapping]]] = ..., signature: _Optional[_Union[_common_pb2.ScoreSignature, _Mapping]] = ...) -> None: ...
+    runtime: str
+    def __init__(self, problem_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[CompletionResult, _Mapping]]] = ..., num_samples: _Optional[int] = ..., num_correct: _Optional[int] = ..., pass_at_k: _Optional[_Iterable[_Union[PassAtK, _Mapping]]] = ..., signature: _Optional[_Union[_common_pb2.ScoreSignature, _Mapping]] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class GetSandboxInfoRequest(_message.Message):
     __slots__ = ()
@@ -191,8 +203,30 @@ class ProblemSet(_message.Message):
     sha256: str
     def __init__(self, name: _Optional[str] = ..., num_problems: _Optional[int] = ..., source: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
+class SandboxRuntime(_message.Message):
+    __slots__ = ("name", "python", "python_version", "sha256", "packages", "description", "source", "deviation", "lock_sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DEVIATION_FIELD_NUMBER: _ClassVar[int]
+    LOCK_SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    python: str
+    python_version: str
+    sha256: str
+    packages: _containers.RepeatedCompositeFieldContainer[_common_pb2.ComponentVersion]
+    description: str
+    source: str
+    deviation: str
+    lock_sha256: str
+    def __init__(self, name: _Optional[str] = ..., python: _Optional[str] = ..., python_version: _Optional[str] = ..., sha256: _Optional[str] = ..., packages: _Optional[_Iterable[_Union[_common_pb2.ComponentVersion, _Mapping]]] = ..., description: _Optional[str] = ..., source: _Optional[str] = ..., deviation: _Optional[str] = ..., lock_sha256: _Optional[str] = ...) -> None: ...
+
 class GetSandboxInfoResponse(_message.Message):
-    __slots__ = ("capabilities", "isolation", "insecure", "default_limits", "max_limits", "workers", "max_queued_runs", "max_program_bytes", "max_stdin_bytes", "max_batch_size", "max_completions", "problem_sets", "versions", "warnings")
+    __slots__ = ("capabilities", "isolation", "insecure", "default_limits", "max_limits", "workers", "max_queued_runs", "max_program_bytes", "max_stdin_bytes", "max_batch_size", "max_completions", "problem_sets", "versions", "warnings", "runtimes", "default_runtime")
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     INSECURE_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +241,8 @@ class GetSandboxInfoResponse(_message.Message):
     PROBLEM_SETS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIMES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_RUNTIME_FIELD_NUMBER: _ClassVar[int]
     capabilities: HostCapabilities
     isolation: str
     insecure: bool
@@ -221,4 +257,6 @@ class GetSandboxInfoResponse(_message.Message):
     problem_sets: _containers.RepeatedCompositeFieldContainer[ProblemSet]
     versions: _containers.RepeatedCompositeFieldContainer[_common_pb2.ComponentVersion]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, capabilities: _Optional[_Union[HostCapabilities, _Mapping]] = ..., isolation: _Optional[str] = ..., insecure: _Optional[bool] = ..., default_limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., max_limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., workers: _Optional[int] = ..., max_queued_runs: _Optional[int] = ..., max_program_bytes: _Optional[int] = ..., max_stdin_bytes: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_completions: _Optional[int] = ..., problem_sets: _Optional[_Iterable[_Union[ProblemSet, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[_common_pb2.ComponentVersion, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    runtimes: _containers.RepeatedCompositeFieldContainer[SandboxRuntime]
+    default_runtime: str
+    def __init__(self, capabilities: _Optional[_Union[HostCapabilities, _Mapping]] = ..., isolation: _Optional[str] = ..., insecure: _Optional[bool] = ..., default_limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., max_limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., workers: _Optional[int] = ..., max_queued_runs: _Optional[int] = ..., max_program_bytes: _Optional[int] = ..., max_stdin_bytes: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_completions: _Optional[int] = ..., problem_sets: _Optional[_Iterable[_Union[ProblemSet, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[_common_pb2.ComponentVersion, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., runtimes: _Optional[_Iterable[_Union[SandboxRuntime, _Mapping]]] = ..., default_runtime: _Optional[str] = ...) -> None: ...

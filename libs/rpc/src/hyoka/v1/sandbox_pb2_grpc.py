@@ -35,6 +35,14 @@ class SandboxServiceStub:
     visible to a later run. A program's outcome is reported in ExecutionResult.status; an RPC fails
     only for bad input (INVALID_ARGUMENT naming the field), a full queue (RESOURCE_EXHAUSTED),
     an unknown problem id (INVALID_ARGUMENT on "problem_id") or an expired deadline.
+
+    Programs run on a named runtime: an interpreter plus a read-only package prefix that every
+    sandbox of that runtime sees (never writable from a run). GetSandboxInfoResponse.runtimes lists
+    them with their packages and checksums; a request without a runtime gets
+    GetSandboxInfoResponse.default_runtime ("bigcode-v202407": the packages the paper's
+    bigcode-evaluation-harness image made importable; "minimal": the standard library only). An
+    unknown runtime name is INVALID_ARGUMENT on the request's "runtime" field, listing the
+    available ones. Every result, and every pass@k signature, names the runtime and its checksum.
     """
 
     def __init__(self, channel):
@@ -75,6 +83,14 @@ class SandboxServiceServicer:
     visible to a later run. A program's outcome is reported in ExecutionResult.status; an RPC fails
     only for bad input (INVALID_ARGUMENT naming the field), a full queue (RESOURCE_EXHAUSTED),
     an unknown problem id (INVALID_ARGUMENT on "problem_id") or an expired deadline.
+
+    Programs run on a named runtime: an interpreter plus a read-only package prefix that every
+    sandbox of that runtime sees (never writable from a run). GetSandboxInfoResponse.runtimes lists
+    them with their packages and checksums; a request without a runtime gets
+    GetSandboxInfoResponse.default_runtime ("bigcode-v202407": the packages the paper's
+    bigcode-evaluation-harness image made importable; "minimal": the standard library only). An
+    unknown runtime name is INVALID_ARGUMENT on the request's "runtime" field, listing the
+    available ones. Every result, and every pass@k signature, names the runtime and its checksum.
     """
 
     def Execute(self, request, context):
@@ -152,6 +168,14 @@ class SandboxService:
     visible to a later run. A program's outcome is reported in ExecutionResult.status; an RPC fails
     only for bad input (INVALID_ARGUMENT naming the field), a full queue (RESOURCE_EXHAUSTED),
     an unknown problem id (INVALID_ARGUMENT on "problem_id") or an expired deadline.
+
+    Programs run on a named runtime: an interpreter plus a read-only package prefix that every
+    sandbox of that runtime sees (never writable from a run). GetSandboxInfoResponse.runtimes lists
+    them with their packages and checksums; a request without a runtime gets
+    GetSandboxInfoResponse.default_runtime ("bigcode-v202407": the packages the paper's
+    bigcode-evaluation-harness image made importable; "minimal": the standard library only). An
+    unknown runtime name is INVALID_ARGUMENT on the request's "runtime" field, listing the
+    available ones. Every result, and every pass@k signature, names the runtime and its checksum.
     """
 
     @staticmethod
