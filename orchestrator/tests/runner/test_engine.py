@@ -42,7 +42,7 @@ async def test_exact_match_extraction_and_batches_sized_by_capabilities(
             return f" {gold}\n\n### 入力:"
         return chr(ord("０") + int(gold)) + "\n\nnext"
 
-    backend = BatchRecordingBackend(generations=script, max_concurrency=3)
+    backend = BatchRecordingBackend(generations=script, max_concurrency=3, batched=True)
     result = await run_task(
         task, items, backend, Scorers(metrics=inprocess_metrics), tmp_path / "r.jsonl", model="scripted"
     )

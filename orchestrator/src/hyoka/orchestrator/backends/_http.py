@@ -6,6 +6,8 @@ Client: httpx.AsyncClient. `huggingface_hub.AsyncInferenceClient.text_generation
 `/generate` only (no `/tokenize`, no OpenAI completions with `echo`), hides status codes behind its
 own exceptions and has its own retry policy; one httpx client gives every backend the same
 transport, retry and error rules, and lets tests swap the network for `httpx.MockTransport`.
+Its transport is `_transport.AsyncioTransport` (HTTP/1.1 keep-alive on asyncio streams): httpx's
+own pool costs several ms of CPU per request with a wide window, enough to starve the server.
 
 Retries: connection errors, timeouts and HTTP 424/429/502/503/504 (overloaded, restarting or a
 failed generation on the server) are retried with exponential backoff and full jitter, honouring
@@ -23,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from hyoka.orchestrator.backends._transport import AsyncioTransport
 from hyoka.orchestrator.backends.base import BackendConfigError, BackendError, BackendRequestError, ModelBackend
 
 T = TypeVar("T")
@@ -88,8 +91,10 @@ class HttpBackend(ModelBackend):
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            transport=transport,
+            # Keep every connection the window opened: closing some after each answer means a new
+            # connection (and handshake) per request once more than that many are in flight.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            transport=transport if transport is not None else AsyncioTransport(),
         )
         self._concurrency = config.max_concurrency or self.default_concurrency
         self._semaphore: asyncio.Semaphore | None = None

@@ -71,7 +71,7 @@ class LoglikelihoodResult:
 class Capabilities:
     prompt_logprobs: bool  # can score prompt tokens (needed by loglikelihood)
     token_ids_input: bool  # accepts token ids instead of text
-    max_concurrency: int  # requests worth sending at once
+    max_concurrency: int  # sequences worth having in flight at once (the run's window)
     max_stop_sequences: int | None = None  # None: no limit
     max_new_tokens_limit: int | None = None
     sampling: bool = True  # supports temperature/top-p sampling with n samples
@@ -110,6 +110,13 @@ class ModelBackend(abc.ABC):
     def tokenizer(self) -> PromptTokenizer | None:
         """The evaluated model's tokenizer, where the backend holds it (after `start()`)."""
         return None
+
+    @property
+    def prefers_batches(self) -> bool:
+        """Whether requests should come in batches of up to `capabilities.max_concurrency`
+        sequences (a local model); False: one request per call, up to `max_concurrency` calls in
+        flight at once (a server that batches concurrent requests itself)."""
+        return False
 
     @property
     @abc.abstractmethod

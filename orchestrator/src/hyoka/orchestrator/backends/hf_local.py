@@ -398,6 +398,10 @@ class HFLocalBackend(ModelBackend):
             max_new_tokens_limit=self._model.max_length - 1 if self._model else None,
         )
 
+    @property
+    def prefers_batches(self) -> bool:
+        return True  # a local model computes a padded batch at a time
+
     async def start(self) -> None:
         await self._local()
 

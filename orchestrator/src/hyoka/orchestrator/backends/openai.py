@@ -16,8 +16,9 @@
 (no prompt log-probabilities), for instruction-tuned models served with a chat template.
 
 The model name is the `model` option, else the first model of `GET /v1/models` (whose
-`max_model_len` vLLM also reports). Concurrency: `max_concurrency` (default 32); vLLM and SGLang
-batch concurrent requests themselves.
+`max_model_len` vLLM also reports). Concurrency (the run's in-flight window): `max_concurrency`,
+else what the server says (SGLang's `/get_server_info` `max_running_requests`), else 32; vLLM and
+SGLang batch concurrent requests themselves (vLLM does not publish its `max_num_seqs`: pass it).
 """
 
 from __future__ import annotations
@@ -110,6 +111,29 @@ class _OpenAIBase(HttpBackend):
         for m in models:
             if isinstance(m, dict) and m.get("id") == self._model and m.get("max_model_len"):
                 self._max_model_len = int(m["max_model_len"])
+        if self.config.max_concurrency is None:
+            limit = await self._server_limit()
+            if limit is not None:
+                self._concurrency = limit
+
+    async def _server_limit(self) -> int | None:
+        """The server's own limit on requests decoded at once, where it tells: SGLang's
+        `/get_server_info` (`max_running_requests`, also under `internal_states`). vLLM does not
+        publish `max_num_seqs`: give `max_concurrency=` (else the default)."""
+        try:
+            info = await self.request_json("GET", "/get_server_info", retries=0)
+        except BackendError:
+            return None
+        if not isinstance(info, dict):
+            return None
+        candidates = [info.get("max_running_requests")]
+        states = info.get("internal_states")
+        if isinstance(states, list):
+            candidates += [s.get("max_running_requests") for s in states if isinstance(s, dict)]
+        for value in candidates:
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
 
     def _stops(self, stop: Sequence[str]) -> list[str]:
         limit = self.openai_config.max_stop_sequences
@@ -137,7 +161,7 @@ class _OpenAIBase(HttpBackend):
 
     async def info(self) -> BackendInfo:
         await self.start()
-        details = {"base_url": self.base_url}
+        details = {"base_url": self.base_url, "max_concurrency": str(self._concurrency)}
         if self._max_model_len:
             details["max_model_len"] = str(self._max_model_len)
         return BackendInfo(backend=self.backend_name, model=str(self._model), details=details)

@@ -57,8 +57,26 @@ def backend_class(name: str) -> type[ModelBackend]:
     return _REGISTRY[name]
 
 
+#: Separates the URLs of replicas in a `base_url` (`tgi:http://gpu-1:8080+http://gpu-2:8080`).
+REPLICA_SEPARATOR = "+"
+
+
 def create_backend(name: str, **options: Any) -> ModelBackend:
-    """Build backend `name` from its options; bad options raise BackendConfigError naming the option."""
+    """Build backend `name` from its options; bad options raise BackendConfigError naming the option.
+    A `base_url` listing several URLs joined by `+` gives a `ReplicaSet` of one backend per URL."""
+    base_url = options.get("base_url")
+    if isinstance(base_url, str) and REPLICA_SEPARATOR in base_url:
+        from hyoka.orchestrator.backends.replicas import ReplicaSet
+
+        urls = [u.strip() for u in base_url.split(REPLICA_SEPARATOR)]
+        if any(not u for u in urls):
+            raise BackendConfigError(
+                f"backend {name!r}: base_url {base_url!r}: empty replica URL (join URLs with "
+                f"{REPLICA_SEPARATOR!r}, e.g. http://gpu-1:8080{REPLICA_SEPARATOR}http://gpu-2:8080)"
+            )
+        if len(set(urls)) != len(urls):
+            raise BackendConfigError(f"backend {name!r}: base_url {base_url!r}: a replica URL is given twice")
+        return ReplicaSet([create_backend(name, **(options | {"base_url": u})) for u in urls], names=urls)
     cls = backend_class(name)
     try:
         return cls(**options)
@@ -74,6 +92,7 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, str]]:
 
     - `hf-local:smollm2` (the default CPU model), `hf-local:/models/my-llama`
     - `tgi:http://gpu-1:8080`, `openai-completions:http://gpu-2:8000,model=llm-jp-3-13b,tokenizer=/tok`
+    - `tgi:http://gpu-1:8080+http://gpu-2:8080` (replicas of one model; requests spread over them)
     - `scripted:answers.json`
 
     TARGET sets the backend's main option (`TARGET_OPTIONS`); values stay strings and are

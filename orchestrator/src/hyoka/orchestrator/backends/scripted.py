@@ -50,6 +50,7 @@ class ScriptedConfig(BaseModel):
     path: Path | None = None  # JSON script (see the module docstring); merged under the explicit options
     model: str = "scripted"
     max_concurrency: int = 1
+    batched: bool = False  # ask for batches of max_concurrency (as hf-local does) instead of single requests
 
 
 class _ScriptFile(BaseModel):
@@ -110,6 +111,10 @@ class ScriptedBackend(ModelBackend):
             token_ids_input=False,
             max_concurrency=self.config.max_concurrency,
         )
+
+    @property
+    def prefers_batches(self) -> bool:
+        return self.config.batched
 
     def _completions(self, i: int, r: GenerationRequest) -> list[str]:
         script = self._generations

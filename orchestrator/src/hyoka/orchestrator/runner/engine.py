@@ -1,10 +1,17 @@
-"""The run engine: send a task's items to a backend in batches sized by its capabilities, score
-them through the services, and write each finished item to the task's records file.
+"""The run engine: send the items of a run's tasks through one bounded in-flight window per model
+(`runner/scheduler.py`), score them through the services, and write each finished item to its
+task's records file.
 
-Batches go to the backend one at a time (each holding `max_concurrency` sequences, which the
-backend fans out or batches itself); scoring a batch overlaps with generating the next one.
-Items already in the records file are not sent again, and model outputs are kept in
-`<task>.outputs.jsonl` before scoring, so a scoring failure does not cost the generation.
+Requests flow: a slot freed by one answer goes straight to the next request, of the same task or
+the next one, so one task's tail overlaps the next task's head and a slow answer never holds the
+others back. Answers are written to `<task>.outputs.jsonl` as they arrive (before scoring, so a
+scoring failure or a killed process does not cost the generation), then scored in batches of
+whatever finished while the previous scoring call ran (`Task.score`), and written to the task's
+records. Items already in the records are not sent again, nor are kept outputs.
+
+When a request fails (after the backend's retries) or scoring fails, nothing new is sent, the
+requests in flight are abandoned, the answers already in are kept and scored, and the error is
+raised as `TaskRunFailure` naming the task.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyoka.orchestrator.backends.base import ModelBackend
+from hyoka.orchestrator.backends.base import LoglikelihoodResult, ModelBackend
 from hyoka.orchestrator.runner.records import RecordsError, RecordStore
+from hyoka.orchestrator.runner.scheduler import Window, make_dispatcher
 from hyoka.orchestrator.tasks import Item, ItemOutput, Scorers, Task
 
 ProgressCallback = Callable[[int], None]
@@ -57,30 +65,248 @@ def _output_from_json(record: dict[str, Any]) -> ItemOutput:
 
 
 def batch_size_for(items: Sequence[Item], max_concurrency: int) -> int:
-    """Items per backend call: the backend's concurrency counted in sequences, so a task sampling
-    n completions per item sends max_concurrency // n items (at least one) at a time."""
+    """Items per backend call for a batching backend: its concurrency counted in sequences, so a
+    task sampling n completions per item sends max_concurrency // n items (at least one) at a time."""
     samples = max((it.generation.n for it in items if it.generation is not None), default=1)
     return max(1, max_concurrency // samples)
 
 
-async def _outputs(backend: ModelBackend, items: Sequence[Item]) -> list[ItemOutput]:
-    """One backend call per request kind for a batch: the generations, and every log-likelihood
-    request (choices; SQuAD2 asks for both)."""
-    gen_requests = [it.generation for it in items if it.generation is not None]
-    completions = iter(await backend.generate_until(gen_requests) if gen_requests else [])
-    flat = [r for it in items for r in it.loglikelihood]
-    results = await backend.loglikelihood(flat) if flat else []
-    outs, pos = [], 0
-    for it in items:
-        n = len(it.loglikelihood)
-        outs.append(
-            ItemOutput(
-                completions=tuple(next(completions)) if it.generation is not None else (),
-                logprobs=tuple(r.logprob for r in results[pos : pos + n]),
-            )
+class TaskRunFailure(RuntimeError):
+    """A run stopped: `error` (a backend, service or scoring error) happened in task `task`."""
+
+    def __init__(self, task: str, error: BaseException) -> None:
+        super().__init__(f"task {task}: {error}")
+        self.task = task
+        self.error = error
+
+
+@dataclass
+class TaskJob:
+    """One task of a run: its items, records file and callbacks."""
+
+    task: Task
+    items: Sequence[Item]
+    records_path: Path
+    on_progress: ProgressCallback | None = None
+    on_finish: Callable[[TaskResult], None] | None = None
+
+
+@dataclass
+class RunStats:
+    """What the window saw (for tests and benchmarks)."""
+
+    window: int = 0
+    peak_in_flight: int = 0
+    requests: int = 0
+
+
+class _TaskRun:
+    """The state of one task during a run."""
+
+    def __init__(self, job: TaskJob, model: str) -> None:
+        self.job = job
+        self.task = job.task
+        check_settings(job.records_path, job.task, model, create=True)
+        self.store = RecordStore(job.records_path)
+        self.output_store = RecordStore(job.records_path.with_suffix(".outputs.jsonl"), required=("item_id",))
+        done = self.store.load()
+        wanted = {it.id for it in job.items}
+        self.resumed = {k: v for k, v in done.items() if k in wanted}
+        self.fresh: dict[str, dict[str, Any]] = {}
+        self.outputs = {k: _output_from_json(v) for k, v in self.output_store.load().items() if k in wanted}
+        pending = [it for it in job.items if it.id not in self.resumed]
+        self.to_send = [it for it in pending if it.id not in self.outputs]
+        self.ready: list[Item] = [it for it in pending if it.id in self.outputs]  # outputs kept, not scored
+        self.unwritten: list[Item] = []  # answered, not yet in the outputs file
+        self.unscored = len(pending)
+        self.wake = asyncio.Event()
+        self.started = time.perf_counter()
+        self.result: TaskResult | None = None
+        # per item being generated: its completions and log-likelihoods so far, and parts missing
+        self.partial: dict[str, tuple[list[list[str]], list[LoglikelihoodResult | None], list[int]]] = {}
+
+    def flush_outputs(self) -> None:
+        if not self.unwritten:
+            return
+        batch, self.unwritten = self.unwritten, []
+        self.output_store.append(_output_to_json(it.id, self.outputs[it.id]) for it in batch)
+        self.ready.extend(batch)
+        self.wake.set()
+
+
+async def run_tasks(
+    jobs: Sequence[TaskJob],
+    backend: ModelBackend,
+    scorers: Scorers,
+    *,
+    model: str,
+    window: int | None = None,
+    max_score_batch: int = 512,
+    stats: RunStats | None = None,
+) -> list[TaskResult]:
+    """Evaluate every job's items (resuming from its records) through one window over `backend`
+    (default size: its `max_concurrency`); the results in job order. Raises TaskRunFailure."""
+    await backend.start()
+    capacity = backend.capabilities.max_concurrency if window is None else window
+    if capacity < 1:
+        raise ValueError(f"the in-flight window must hold at least 1 request, got {capacity}")
+    dispatcher, size = make_dispatcher(backend, capacity)
+    slots = Window(size)
+    stats = stats if stats is not None else RunStats()
+    stats.window = size
+    runs = [_TaskRun(job, model) for job in jobs]
+    for run in runs:
+        if run.job.on_progress and run.resumed:
+            run.job.on_progress(len(run.resumed))
+
+    failure: TaskRunFailure | None = None
+    finished = asyncio.Event()
+    stopping = False
+    in_flight: set[asyncio.Task[None]] = set()
+    flush_scheduled = False
+    loop = asyncio.get_running_loop()
+    remaining = len(runs)
+
+    def fail(run: _TaskRun, error: BaseException) -> None:
+        nonlocal failure
+        if failure is None:
+            failure = TaskRunFailure(run.task.name, error)
+        finished.set()
+
+    def flush() -> None:
+        nonlocal flush_scheduled
+        flush_scheduled = False
+        for run in runs:
+            try:
+                run.flush_outputs()
+            except OSError as e:
+                fail(run, e)
+
+    def item_done(run: _TaskRun, item: Item) -> None:
+        nonlocal flush_scheduled
+        completions, lls, _ = run.partial.pop(item.id)
+        run.outputs[item.id] = ItemOutput(
+            completions=tuple(completions[0]) if completions else (),
+            logprobs=tuple(r.logprob for r in lls if r is not None),
         )
-        pos += n
-    return outs
+        run.unwritten.append(item)
+        if not flush_scheduled:  # one write (and fsync) for everything answered in this turn
+            flush_scheduled = True
+            loop.call_soon(flush)
+
+    async def send(run: _TaskRun, item: Item, part: int, weight: int) -> None:
+        try:
+            completions, lls, missing = run.partial[item.id]
+            if part < 0:
+                assert item.generation is not None
+                completions.append(await dispatcher.generate(item.generation))
+            else:
+                lls[part] = await dispatcher.loglikelihood(item.loglikelihood[part])
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            fail(run, e)
+            return
+        finally:
+            slots.release(weight)
+        missing[0] -= 1
+        if missing[0] == 0:
+            item_done(run, item)
+
+    async def pump() -> None:
+        for run in runs:
+            for item in run.to_send:
+                parts = ([-1] if item.generation is not None else []) + list(range(len(item.loglikelihood)))
+                run.partial[item.id] = ([], [None] * len(item.loglikelihood), [len(parts)])
+                if not parts:  # nothing to ask: an empty output
+                    item_done(run, item)
+                    continue
+                for part in parts:
+                    weight = slots.weight(item.generation.n if part < 0 and item.generation is not None else 1)
+                    await slots.acquire(weight)
+                    if failure is not None:
+                        slots.release(weight)
+                        return
+                    stats.requests += 1
+                    job = asyncio.create_task(send(run, item, part, weight))
+                    in_flight.add(job)
+                    job.add_done_callback(in_flight.discard)
+                    stats.peak_in_flight = max(stats.peak_in_flight, slots.in_use)
+
+    async def score(run: _TaskRun) -> None:
+        nonlocal remaining
+        try:
+            while True:
+                if run.ready:
+                    batch, run.ready = run.ready[:max_score_batch], run.ready[max_score_batch:]
+                    scored = await run.task.score(batch, [run.outputs[it.id] for it in batch], scorers)
+                    records = [s.record(run.task.name) for s in scored]
+                    run.store.append(records)
+                    for r in records:
+                        run.fresh[r["item_id"]] = r
+                    run.unscored -= len(batch)
+                    if run.job.on_progress:
+                        run.job.on_progress(len(batch))
+                    continue
+                if run.unscored == 0 or stopping:
+                    break
+                run.wake.clear()
+                await run.wake.wait()
+            if stopping:
+                return
+            all_records = {**run.resumed, **run.fresh}
+            aggregate = await run.task.aggregate([all_records[it.id] for it in run.job.items], scorers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            fail(run, e)
+            return
+        run.result = TaskResult(
+            task=run.task.name,
+            benchmark_column=run.task.spec.benchmark_column,
+            metric=run.task.spec.metric.name,
+            score=aggregate.score,
+            num_items=len(run.job.items),
+            num_resumed=len(run.resumed),
+            wall_seconds=time.perf_counter() - run.started,
+            signatures=aggregate.signatures,
+            groups=aggregate.groups,
+            details=aggregate.details,
+        )
+        if run.job.on_finish:
+            run.job.on_finish(run.result)
+        remaining -= 1
+        if remaining == 0:
+            finished.set()
+
+    pump_job = asyncio.create_task(pump())
+    scorer_jobs = [asyncio.create_task(score(run)) for run in runs]
+    if not runs:
+        finished.set()
+    try:
+        await finished.wait()
+        if failure is not None:
+            # Send nothing more; keep and score what has come back; then report.
+            pump_job.cancel()
+            for job in list(in_flight):
+                job.cancel()
+            await asyncio.gather(pump_job, *in_flight, return_exceptions=True)
+            flush()
+            stopping = True
+            for run in runs:
+                run.wake.set()
+            await asyncio.gather(*scorer_jobs, return_exceptions=True)
+            raise failure
+        await pump_job
+    finally:
+        for job in [pump_job, *in_flight, *scorer_jobs]:
+            job.cancel()
+        await asyncio.gather(pump_job, *in_flight, *scorer_jobs, return_exceptions=True)
+        if failure is None:
+            flush()
+        await dispatcher.aclose()
+        stats.peak_in_flight = max(stats.peak_in_flight, slots.peak)
+    return [run.result for run in runs if run.result is not None]
 
 
 async def run_task(
@@ -92,66 +318,16 @@ async def run_task(
     *,
     model: str,
     on_progress: ProgressCallback | None = None,
-    max_pending_batches: int = 2,
+    window: int | None = None,
 ) -> TaskResult:
-    """Evaluate `items` (resuming from `records_path`) and return the task's aggregate score."""
-    started = time.perf_counter()
-    store = RecordStore(records_path)
-    check_settings(records_path, task, model, create=True)
-    done = store.load()
-    wanted = {it.id for it in items}
-    resumed = {k: v for k, v in done.items() if k in wanted}
-    if on_progress and resumed:
-        on_progress(len(resumed))
-    pending = [it for it in items if it.id not in resumed]
-    output_store = RecordStore(records_path.with_suffix(".outputs.jsonl"), required=("item_id",))
-    cached = {k: _output_from_json(v) for k, v in output_store.load().items() if k in wanted}
-
-    batch_size = batch_size_for(items, backend.capabilities.max_concurrency)
-    batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    backend_turn = asyncio.Lock()  # one batch at the backend at a time
-    in_flight = asyncio.Semaphore(max_pending_batches)  # bounds batches generated but not yet scored
-    fresh: dict[str, dict[str, Any]] = {}
-
-    async def process(batch: list[Item]) -> None:
-        async with in_flight:
-            todo = [it for it in batch if it.id not in cached]
-            if todo:
-                async with backend_turn:
-                    new = await _outputs(backend, todo)
-                output_store.append(_output_to_json(it.id, out) for it, out in zip(todo, new, strict=True))
-                cached.update((it.id, out) for it, out in zip(todo, new, strict=True))
-            outs = [cached[it.id] for it in batch]
-            scored = await task.score(batch, outs, scorers)
-            records = [s.record(task.name) for s in scored]
-            store.append(records)
-            for r in records:
-                fresh[r["item_id"]] = r
-            if on_progress:
-                on_progress(len(batch))
-
-    jobs = [asyncio.create_task(process(b)) for b in batches]
+    """Evaluate `items` of one task (resuming from `records_path`) and return its aggregate score;
+    errors are raised as they happened (not wrapped)."""
+    job = TaskJob(task, items, records_path, on_progress=on_progress)
     try:
-        await asyncio.gather(*jobs)
-    finally:
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-
-    all_records = {**resumed, **fresh}
-    aggregate = await task.aggregate([all_records[it.id] for it in items], scorers)
-    return TaskResult(
-        task=task.name,
-        benchmark_column=task.spec.benchmark_column,
-        metric=task.spec.metric.name,
-        score=aggregate.score,
-        num_items=len(items),
-        num_resumed=len(resumed),
-        wall_seconds=time.perf_counter() - started,
-        signatures=aggregate.signatures,
-        groups=aggregate.groups,
-        details=aggregate.details,
-    )
+        (result,) = await run_tasks([job], backend, scorers, model=model, window=window)
+    except TaskRunFailure as f:
+        raise f.error from None
+    return result
 
 
 def check_settings(records_path: Path, task: Task, model: str, *, create: bool) -> None:

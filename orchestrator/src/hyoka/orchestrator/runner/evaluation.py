@@ -1,5 +1,6 @@
 """One evaluation run, end to end: check every input first (tasks, backend, data, services,
-records), then run the tasks one after another and write the results.
+records), then run the tasks through one in-flight window over the model (`engine.run_tasks`)
+and write the results.
 
 Anything a user can get wrong is found before the first model call and raised as
 `EvalInputError` with a one-line message; failures during the run are `EvalRunError`.
@@ -15,7 +16,14 @@ from typing import Protocol
 
 from hyoka.orchestrator.backends.base import BackendError, ModelBackend
 from hyoka.orchestrator.backends.registry import create_backend, parse_model_spec
-from hyoka.orchestrator.runner.engine import ProgressCallback, TaskResult, check_settings, run_task
+from hyoka.orchestrator.runner.engine import (
+    ProgressCallback,
+    TaskJob,
+    TaskResult,
+    TaskRunFailure,
+    check_settings,
+    run_tasks,
+)
 from hyoka.orchestrator.runner.records import RecordsError
 from hyoka.orchestrator.runner.results import write_results_json, write_scores_csv
 from hyoka.orchestrator.services import local
@@ -233,26 +241,28 @@ async def evaluate(
             if client is not None:
                 outcome.services[name] = client.target if given else f"{client.target} (local)"
         scorers = Scorers(metrics=metrics, sandbox=sandbox, tokenizer=tokenizer)
+        # The tasks share the model's in-flight window: the next task's first requests fill the
+        # slots that the previous task's last answers leave free.
+        jobs = []
         for task in tasks:
             items = planned[task.name]
-            path = records_path(config.out, task.name)
             if progress:
                 progress.start_task(task.name, len(items))
-            try:
-                result = await run_task(
+            jobs.append(
+                TaskJob(
                     task,
                     items,
-                    backend,
-                    scorers,
-                    path,
-                    model=config.model,
+                    records_path(config.out, task.name),
                     on_progress=_progress_callback(progress, task.name),
+                    on_finish=progress.finish_task if progress else None,
                 )
-            except (BackendError, ServiceCallError) as e:
-                raise EvalRunError(f"task {task.name}: {e}") from e
-            outcome.results.append(result)
-            if progress:
-                progress.finish_task(result)
+            )
+        try:
+            outcome.results = await run_tasks(jobs, backend, scorers, model=config.model)
+        except TaskRunFailure as f:
+            if isinstance(f.error, BackendError | ServiceCallError):
+                raise EvalRunError(str(f)) from f.error
+            raise f.error from None
 
         config.out.mkdir(parents=True, exist_ok=True)
         outcome.scores_csv = config.out / "scores.csv"
