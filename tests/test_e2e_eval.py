@@ -202,3 +202,20 @@ async def test_outputs_survive_a_scoring_failure(tmp_path: Path, data_dir: Path,
         result = await run_task(task, items, second, Scorers(metrics=metrics), path, model="scripted")
     assert second.generation_calls == []
     assert result.score == 1.0 and result.num_items == 3
+
+
+async def test_local_servers_ignore_exported_server_settings(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's exported token and TLS settings are for servers they run themselves: the servers
+    a run starts on loopback must not pick them up (they would refuse this run's plaintext client)."""
+    monkeypatch.setenv("HYOKA_AUTH_TOKEN", "exported-token")
+    monkeypatch.setenv("HYOKA_TLS_CERT", str(tmp_path / "no-such-cert.pem"))
+    monkeypatch.setenv("HYOKA_TLS_KEY", str(tmp_path / "no-such-key.pem"))
+    monkeypatch.setenv("HYOKA_HEALTH_PORT", "1")
+    task = get_task("niilc")
+    (item,) = task.items(task.load(data_dir), limit=1)
+    backend = ScriptedBackend(generations={item.prompt: item.gold})
+    config = EvalConfig(model="scripted:one", tasks=("niilc",), out=tmp_path, data_dir=data_dir, limit=1)
+    outcome = await evaluate(config, backend=backend)
+    assert outcome.results[0].score == 1.0

@@ -212,3 +212,129 @@ async def test_oversized_matrix_is_resource_exhausted(stub: analysis_pb2_grpc.An
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.Analyze(request, timeout=30)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(("params", "tokens"), [(1e300, 1e300), (1.7e308, 1.0), (1e-300, 1e-300)])
+async def test_compute_budget_outside_a_double_is_invalid_argument(
+    stub: analysis_pb2_grpc.AnalysisServiceStub, paper_table: ScoreTable, params: float, tokens: float
+) -> None:
+    """Found by tests/fuzz: 6 N D overflowing (or underflowing) a double made the fits raise
+    LinAlgError (INTERNAL); now it names the row."""
+    rows = [
+        analysis_pb2.ModelBudget(
+            model_id=m, params_b=7, en_tokens_b=100.0 * (i + 1), ja_tokens_b=1, source="s", confidence="verified"
+        )
+        for i, m in enumerate(paper_table.models[:5])
+    ]
+    rows[2].params_b, rows[2].en_tokens_b = params, tokens
+    request = analysis_pb2.AnalyzeRequest(use_default_scores=True, budgets=analysis_pb2.BudgetTable(rows=rows))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.Analyze(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "outside" in field_violations(raised.value)["budgets.rows[2].en_tokens_b"]
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x10\x01\x1a\x05\x0a\x03\x0a\x01\xff"])
+async def test_undecodable_request_is_invalid_argument(payload: bytes) -> None:
+    """Bytes that are not an AnalyzeRequest (corrupt, or a string that is not UTF-8) answer
+    INVALID_ARGUMENT on the field "request", not UNKNOWN (found by tests/fuzz)."""
+    running: RunningServer = await start_server(ServerConfig(grace_seconds=0), [registration()])
+    try:
+        async with aio_channel(ChannelConfig(f"127.0.0.1:{running.port}")) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await channel.unary_unary("/hyoka.v1.AnalysisService/Analyze")(payload, timeout=30)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "request" in field_violations(raised.value)
+            reply = await analysis_pb2_grpc.AnalysisServiceStub(channel).Analyze(
+                analysis_pb2.AnalyzeRequest(use_default_scores=True), timeout=30
+            )
+            assert len(reply.explained_variance_ratio) == 3
+    finally:
+        await running.stop(0)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from hyoka.rpc.testing import make_test_pki
+
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.mark.parametrize("token", [None, "analysis-token"])
+async def test_analysis_over_mutual_tls(pki: Any, token: str | None) -> None:
+    """AnalysisService behind mTLS (and a token or not), through hyoka.rpc's own channels: a client
+    with a certificate is served, health needs no token, clients without a certificate and
+    plaintext clients are refused."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    config = ServerConfig(auth_token=token, tls=pki.server_tls(), grace_seconds=0)
+    running: RunningServer = await start_server(config, [registration()])
+    target = f"127.0.0.1:{running.port}"
+    request = analysis_pb2.AnalyzeRequest(use_default_scores=True)
+    try:
+        async with aio_channel(ChannelConfig(target, auth_token=token, tls=pki.client_tls())) as channel:
+            reply = await analysis_pb2_grpc.AnalysisServiceStub(channel).Analyze(request, timeout=30)
+            assert len(reply.explained_variance_ratio) == 3
+        async with aio_channel(ChannelConfig(target, tls=pki.client_tls())) as no_token:
+            health = await health_pb2_grpc.HealthStub(no_token).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+        for tls in (None, pki.client_tls(with_cert=False)):
+            async with aio_channel(ChannelConfig(target, auth_token=token, tls=tls)) as refused:
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await analysis_pb2_grpc.AnalysisServiceStub(refused).Analyze(request, timeout=10)
+                assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await running.stop(0)
+
+
+def test_serve_cli_tls_variables_match_hyoka_rpc() -> None:
+    from hyoka.orchestrator.cli.serve import _TLS_ENV
+    from hyoka.rpc.tls import SERVER_ENV
+
+    assert _TLS_ENV == SERVER_ENV
+
+
+@pytest.mark.slow
+def test_hyoka_serve_with_mtls_flags(pki: Any) -> None:
+    """`hyoka serve --tls-cert --tls-key --tls-client-ca --health-port` as a real process."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import threading
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from hyoka.rpc import sync_channel
+
+    args = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--tls-client-ca", str(pki.ca)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from hyoka.orchestrator.cli import main; main()", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "HYOKA_HEALTH_PORT": "0", "HYOKA_AUTH_TOKEN": "cli-token"},
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline() if process.stdout else ""))
+    reader.start()
+    reader.join(60)
+    try:
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+) .*plaintext health on port (\d+)", "".join(lines))
+        assert match, lines
+        target = f"127.0.0.1:{match[1]}"
+        with sync_channel(ChannelConfig(target, auth_token="cli-token", tls=pki.client_tls())) as channel:
+            reply = analysis_pb2_grpc.AnalysisServiceStub(channel).Analyze(
+                analysis_pb2.AnalyzeRequest(use_default_scores=True), timeout=60
+            )
+            assert len(reply.explained_variance_ratio) == 3
+        with sync_channel(ChannelConfig(target, auth_token="cli-token")) as plaintext:
+            with pytest.raises(grpc.RpcError) as raised:
+                analysis_pb2_grpc.AnalysisServiceStub(plaintext).Analyze(analysis_pb2.AnalyzeRequest(), timeout=10)
+            assert raised.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        with sync_channel(ChannelConfig(f"127.0.0.1:{match[2]}")) as probe:
+            status = health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,6 +1,6 @@
 """gRPC plumbing shared by every hyoka service: server bootstrap (health, reflection, auth,
-limits), client channels (deadlines, retries on UNAVAILABLE, bearer token) and the error
-convention (google.rpc.BadRequest details naming the offending field)."""
+limits, optional TLS/mTLS), client channels (deadlines, retries on UNAVAILABLE, bearer token,
+optional TLS) and the error convention (google.rpc.BadRequest details naming the offending field)."""
 
 from hyoka.rpc.client import ChannelConfig, aio_channel, sync_channel
 from hyoka.rpc.errors import (
@@ -20,17 +20,21 @@ from hyoka.rpc.server import (
     serve_forever,
     start_server,
 )
+from hyoka.rpc.tls import ClientTLS, ServerTLS, TLSConfigError
 
 __all__ = [
     "ChannelConfig",
+    "ClientTLS",
     "FailedPrecondition",
     "InvalidArgument",
     "NotFound",
     "ResourceExhausted",
     "RunningServer",
     "ServerConfig",
+    "ServerTLS",
     "ServiceError",
     "ServiceRegistration",
+    "TLSConfigError",
     "aio_channel",
     "field_violations",
     "free_port",

@@ -1,6 +1,7 @@
 """Client channels for hyoka services: retries on UNAVAILABLE (from the channel's service
-config, as gRPC recommends), message limits matching the servers, and an optional bearer token
-added to every call's metadata. Callers still pass a deadline (`timeout=`) on every call."""
+config, as gRPC recommends), message limits matching the servers, an optional bearer token
+added to every call's metadata, and optional TLS (`ClientTLS`: a CA, a client certificate for
+servers that require one). Callers still pass a deadline (`timeout=`) on every call."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import grpc
 
 from hyoka.rpc.server import DEFAULT_MAX_MESSAGE_BYTES
+from hyoka.rpc.tls import ClientTLS
 
 RETRY_SERVICE_CONFIG = json.dumps(
     {
@@ -36,6 +38,8 @@ class ChannelConfig:
     target: str
     auth_token: str | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    #: None: plaintext; else TLS with these settings (ClientTLS(): the system's roots, no client cert).
+    tls: ClientTLS | None = None
 
     def options(self) -> list[tuple[str, Any]]:
         return [
@@ -43,6 +47,7 @@ class ChannelConfig:
             ("grpc.max_send_message_length", self.max_message_bytes),
             ("grpc.enable_retries", 1),
             ("grpc.service_config", RETRY_SERVICE_CONFIG),
+            *(self.tls.options() if self.tls is not None else ()),
         ]
 
 
@@ -138,11 +143,18 @@ def aio_channel(config: ChannelConfig) -> grpc.aio.Channel:
     if config.auth_token:
         shapes = (_AioUnaryUnaryToken, _AioUnaryStreamToken, _AioStreamUnaryToken, _AioStreamStreamToken)
         interceptors = [shape(config.auth_token) for shape in shapes]
+    if config.tls is not None:
+        return grpc.aio.secure_channel(
+            config.target, config.tls.credentials(), options=config.options(), interceptors=interceptors
+        )
     return grpc.aio.insecure_channel(config.target, options=config.options(), interceptors=interceptors)
 
 
 def sync_channel(config: ChannelConfig) -> grpc.Channel:
-    channel = grpc.insecure_channel(config.target, options=config.options())
+    if config.tls is not None:
+        channel = grpc.secure_channel(config.target, config.tls.credentials(), options=config.options())
+    else:
+        channel = grpc.insecure_channel(config.target, options=config.options())
     if config.auth_token:
         return grpc.intercept_channel(channel, _SyncTokenInterceptor(config.auth_token))
     return channel

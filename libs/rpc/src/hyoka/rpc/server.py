@@ -16,6 +16,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hyoka.rpc.auth import BearerTokenInterceptor
+from hyoka.rpc.decoding import RequestDecodingInterceptor
+from hyoka.rpc.tls import ServerTLS
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,19 @@ class ServerConfig:
     max_connection_age_ms: int = 5 * 60 * 1000
     max_concurrent_rpcs: int | None = None
     grace_seconds: float = 5.0
+    #: TLS on the service port (None: plaintext); with a client CA, clients need certificates.
+    tls: ServerTLS | None = None
+    #: A second, plaintext port serving only grpc.health.v1.Health, for probes that cannot present
+    #: a client certificate or speak TLS (Kubernetes' gRPC probe); None: no such port, 0: any free one.
+    health_port: int | None = None
 
     @property
     def address(self) -> str:
+        return self._address(self.port)
+
+    def _address(self, port: int) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -62,16 +72,20 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     services: tuple[str, ...] = field(default=())
+    #: The plaintext health-only server and its port, when ServerConfig.health_port was set.
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         for name in ("", *self.services):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
 
 
-async def start_server(config: ServerConfig, services: Sequence[ServiceRegistration]) -> RunningServer:
-    interceptors = [BearerTokenInterceptor(config.auth_token)] if config.auth_token else []
-    server = grpc.aio.server(
+def _grpc_server(config: ServerConfig, interceptors: list[grpc.aio.ServerInterceptor]) -> grpc.aio.Server:
+    return grpc.aio.server(
         interceptors=interceptors,
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
@@ -82,6 +96,31 @@ async def start_server(config: ServerConfig, services: Sequence[ServiceRegistrat
             ("grpc.so_reuseport", 0),
         ],
     )
+
+
+async def _start_health_server(
+    config: ServerConfig, servicer: health.aio.HealthServicer
+) -> tuple[grpc.aio.Server, int]:
+    assert config.health_port is not None
+    server = _grpc_server(config, [RequestDecodingInterceptor()])
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port(config._address(config.health_port))
+    if port == 0:
+        raise OSError(f"could not bind the health port {config._address(config.health_port)}")
+    await server.start()
+    return server, port
+
+
+async def start_server(config: ServerConfig, services: Sequence[ServiceRegistration]) -> RunningServer:
+    # Auth first: a denied call never reaches the servicer, and its handler already has the safe
+    # deserialiser of the decoding interceptor (an undecodable, unauthenticated request is refused
+    # as UNAUTHENTICATED, not UNKNOWN).
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if config.auth_token:
+        interceptors.append(BearerTokenInterceptor(config.auth_token))
+    interceptors.append(RequestDecodingInterceptor())
+    credentials = config.tls.credentials() if config.tls is not None else None  # bad files fail here
+    server = _grpc_server(config, interceptors)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in services:
@@ -90,14 +129,36 @@ async def start_server(config: ServerConfig, services: Sequence[ServiceRegistrat
     reflection.enable_server_reflection(
         (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(config.address)
+    if credentials is not None:
+        port = server.add_secure_port(config.address, credentials)
+    else:
+        port = server.add_insecure_port(config.address)
     if port == 0:
         raise OSError(f"could not bind {config.address}")
+    health_server, health_port = None, None
+    if config.health_port is not None:
+        health_server, health_port = await _start_health_server(config, health_servicer)
     await server.start()
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving %s on %s:%d (auth %s)", ", ".join(names), config.host, port, "on" if config.auth_token else "off")
-    return RunningServer(server=server, port=port, health=health_servicer, services=names)
+    tls = "off" if config.tls is None else ("mutual (client certificates required)" if config.tls.mutual else "on")
+    log.info(
+        "serving %s on %s:%d (auth %s, tls %s%s)",
+        ", ".join(names),
+        config.host,
+        port,
+        "on" if config.auth_token else "off",
+        tls,
+        f", plaintext health on port {health_port}" if health_port is not None else "",
+    )
+    return RunningServer(
+        server=server,
+        port=port,
+        health=health_servicer,
+        services=names,
+        health_server=health_server,
+        health_port=health_port,
+    )
 
 
 async def serve_forever(

@@ -21,6 +21,7 @@ MAX_MODELS = 5_000
 MAX_BENCHMARKS = 1_000
 MAX_COMPONENTS = 50
 MAX_NEW_MODELS = 5_000
+MIN_COMPUTE, MAX_COMPUTE = 1.0, 1e300  # FLOPs: log10 C and the fits stay finite
 # Budget CSV column -> proto field.
 _BUDGET_FIELDS = {
     "model_id": "model_id",
@@ -96,10 +97,30 @@ def _budgets(request: analysis_pb2.AnalyzeRequest, table: ScoreTable) -> tuple[B
         for row in request.budgets.rows
     ]
     try:
-        return build_budget_table(rows, set(table.models)), "request"
+        budgets = build_budget_table(rows, set(table.models))
     except TableProblem as problem:
         field = _BUDGET_FIELDS.get(problem.field, problem.field)
         raise InvalidArgument(f"budgets.rows[{problem.row}].{field}", problem.message) from None
+    _check_compute_range(rows)
+    return budgets, "request"
+
+
+def _check_compute_range(rows: list[ModelBudget]) -> None:
+    """Every compute budget C = 6 N D must stay well inside the range of a double, or its log10
+    fails (0) or the fits do (inf), also after the ±50% sensitivity perturbation: reject figures
+    whose product is below 1 FLOP or above 1e300 (real budgets are around 1e20 to 1e26)."""
+    for index, row in enumerate(rows):
+        for language in ("en", "ja"):
+            tokens = row.en_tokens_b if language == "en" else row.ja_tokens_b
+            if row.params_b is None or tokens is None or tokens <= 0 or row.params_b <= 0:
+                continue  # unknown or zero: the analysis excludes the row and says why
+            compute = 6.0 * row.params_b * 1e9 * tokens * 1e9
+            if not MIN_COMPUTE <= compute <= MAX_COMPUTE:
+                raise InvalidArgument(
+                    f"budgets.rows[{index}].{language}_tokens_b",
+                    f"with params_b {row.params_b:g} gives a compute budget 6 N D of {compute:g} FLOPs,"
+                    f" outside [{MIN_COMPUTE:g}, {MAX_COMPUTE:g}]",
+                )
 
 
 def _new_models(request: analysis_pb2.AnalyzeRequest, reference: ScoreTable) -> ScoreTable | None:

@@ -7,6 +7,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hyoka.rpc.client import ChannelConfig, aio_channel
 from hyoka.rpc.errors import field_violations
+from hyoka.rpc.tls import ClientTLS
 
 
 class ServiceUnavailableError(RuntimeError):
@@ -24,14 +25,18 @@ def describe(service: str, error: grpc.aio.AioRpcError) -> str:
 
 
 class ServiceClient:
-    """An aio channel to one service. Use as `async with`, or call `aclose()`."""
+    """An aio channel to one service. Use as `async with`, or call `aclose()`. `tls`: None for
+    plaintext, else the CA to trust and the client certificate for servers that require one
+    (`ClientTLS.from_env()` reads HYOKA_TLS_CA, HYOKA_TLS_CLIENT_CERT, HYOKA_TLS_CLIENT_KEY)."""
 
     service_name: str = ""  # e.g. "hyoka.v1.MetricsService"
 
-    def __init__(self, target: str, *, auth_token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, target: str, *, auth_token: str | None = None, timeout: float = 30.0, tls: ClientTLS | None = None
+    ) -> None:
         self.target = target
         self.timeout = timeout
-        self.channel = aio_channel(ChannelConfig(target=target, auth_token=auth_token))
+        self.channel = aio_channel(ChannelConfig(target=target, auth_token=auth_token, tls=tls))
 
     async def health(self, deadline: float = 5.0) -> None:
         """Raise ServiceUnavailableError unless the server reports the service SERVING."""

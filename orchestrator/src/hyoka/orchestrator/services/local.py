@@ -20,6 +20,7 @@ from typing import IO
 
 from hyoka.orchestrator.services._common import ServiceClient, ServiceUnavailableError
 from hyoka.rpc.server import free_port
+from hyoka.rpc.tls import SERVER_ENV
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,14 @@ class LocalServiceSpec:
 # can reach them.
 METRICS = LocalServiceSpec("hyoka-metrics", "hyoka.v1.MetricsService", ("--host", "127.0.0.1"))
 SANDBOX = LocalServiceSpec("hyoka-sandbox", "hyoka.v1.SandboxService", ("--host", "127.0.0.1"))
-# Local servers run without auth: strip every variable either server reads its token from.
-_TOKEN_VARIABLES = ("HYOKA_AUTH_TOKEN", "HYOKA_METRICS_AUTH_TOKEN", "HYOKA_SANDBOX_TOKEN")
+# Local servers run on loopback without auth or TLS: strip every variable a server reads its
+# token or TLS settings from, or a user's exported settings would make them unreachable here.
+_SERVER_ONLY_VARIABLES = (
+    "HYOKA_AUTH_TOKEN",
+    "HYOKA_METRICS_AUTH_TOKEN",
+    "HYOKA_SANDBOX_TOKEN",
+    *SERVER_ENV.values(),
+)
 
 
 def find_executable(name: str) -> str:
@@ -78,7 +85,7 @@ def _spawn(argv: list[str], log: IO[bytes] | int) -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**{k: v for k, v in os.environ.items() if k not in _TOKEN_VARIABLES}, "PYTHONUNBUFFERED": "1"},
+        env={**{k: v for k, v in os.environ.items() if k not in _SERVER_ONLY_VARIABLES}, "PYTHONUNBUFFERED": "1"},
     )
 
 

@@ -10,6 +10,7 @@ import grpc
 from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, describe
 from hyoka.orchestrator.tasks.scoring import CorpusScore, TextScore
 from hyoka.rpc.batches import score_columns
+from hyoka.rpc.tls import ClientTLS
 from hyoka.v1 import metrics_pb2, metrics_pb2_grpc
 
 CHAR_F1 = "char_f1_fuzzywuzzy"  # llm-jp-eval 1.3.0's char F1
@@ -24,8 +25,10 @@ class MetricsClient(ServiceClient):
 
     service_name = "hyoka.v1.MetricsService"
 
-    def __init__(self, target: str, *, auth_token: str | None = None, timeout: float = 30.0) -> None:
-        super().__init__(target, auth_token=auth_token, timeout=timeout)
+    def __init__(
+        self, target: str, *, auth_token: str | None = None, timeout: float = 30.0, tls: ClientTLS | None = None
+    ) -> None:
+        super().__init__(target, auth_token=auth_token, timeout=timeout, tls=tls)
         self._stub = metrics_pb2_grpc.MetricsServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self._max_batch: int | None = None
 

@@ -17,6 +17,7 @@ from hyoka.metrics.files import FileError, Format, read_predictions, read_refere
 from hyoka.metrics.registry import get_metric
 from hyoka.metrics.server import TOKEN_ENVS, MetricsServerConfig, serve
 from hyoka.metrics.service import ServiceLimits
+from hyoka.rpc.tls import SERVER_ENV, ServerTLS, TLSConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -39,10 +40,35 @@ def serve_command(
     max_batch_items: Annotated[int, typer.Option(help="Items per Score request.")] = 10_000,
     max_stream_items: Annotated[int, typer.Option(help="Items per ScoreStream call.")] = 1_000_000,
     max_message_mib: Annotated[int, typer.Option(help="Largest request or response, MiB.")] = 64,
+    tls_cert: Annotated[
+        Path | None, typer.Option(envvar=SERVER_ENV["cert"], help="PEM certificate chain: serve TLS only.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar=SERVER_ENV["key"], help="PEM private key of --tls-cert.")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=SERVER_ENV["client_ca"], help="PEM CA bundle: require client certificates it signed (mTLS)."
+        ),
+    ] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar=SERVER_ENV["health_port"], min=0, max=65535, help="Also serve health alone, in plaintext, here."
+        ),
+    ] = None,
 ) -> None:
     """Serve hyoka.v1.MetricsService (with health and reflection). A bearer token is required
-    on every call but health when HYOKA_METRICS_AUTH_TOKEN (or else HYOKA_AUTH_TOKEN) is set."""
+    on every call but health when HYOKA_METRICS_AUTH_TOKEN (or else HYOKA_AUTH_TOKEN) is set.
+    With --tls-cert/--tls-key it serves TLS only; with --tls-client-ca too, mutual TLS."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        tls = ServerTLS.from_paths(tls_cert, tls_key, tls_client_ca)
+        if tls is not None:
+            tls.check()  # read the files now: a bad path is a usage error, not a traceback
+    except TLSConfigError as error:
+        _fail(str(error))
     config = MetricsServerConfig(
         host=host,
         port=port,
@@ -51,6 +77,8 @@ def serve_command(
         max_batch_items=max_batch_items,
         max_stream_items=max_stream_items,
         max_message_bytes=max_message_mib * 1024 * 1024,
+        tls=tls,
+        health_port=health_port,
     )
     serve(config)
 

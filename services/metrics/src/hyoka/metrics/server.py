@@ -1,5 +1,6 @@
-"""Bootstrap of the metrics gRPC server (health, reflection, optional bearer token, message-size
-limits, connection ageing from hyoka.rpc; batch limits and the worker pool from here)."""
+"""Bootstrap of the metrics gRPC server (health, reflection, optional bearer token, optional TLS
+or mutual TLS, message-size limits, connection ageing from hyoka.rpc; batch limits and the worker
+pool from here)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hyoka.rpc.server import (
     serve_forever,
     start_server,
 )
+from hyoka.rpc.tls import ServerTLS
 
 #: Environment variables holding the bearer token, first set wins (deploy/ and compose.yaml set the shared one).
 TOKEN_ENVS = ("HYOKA_METRICS_AUTH_TOKEN", "HYOKA_AUTH_TOKEN")
@@ -35,6 +37,10 @@ class MetricsServerConfig:
     chunk_items: int = 1000
     workers: int = ServiceLimits.workers
     grace_seconds: float = 5.0
+    #: TLS (mutual with a client CA); None: plaintext. The CLI reads --tls-* / HYOKA_TLS_*.
+    tls: ServerTLS | None = None
+    #: A plaintext port serving only health, for probes (see hyoka.rpc.tls); None: none.
+    health_port: int | None = None
 
     def server_config(self) -> ServerConfig:
         return ServerConfig(
@@ -43,6 +49,8 @@ class MetricsServerConfig:
             auth_token=self.auth_token,
             max_message_bytes=self.max_message_bytes,
             grace_seconds=self.grace_seconds,
+            tls=self.tls,
+            health_port=self.health_port,
         )
 
     def limits(self) -> ServiceLimits:
@@ -76,7 +84,11 @@ def _registration(scorer: MetricsScorer) -> ServiceRegistration:
 async def start_metrics_server(config: MetricsServerConfig) -> MetricsServer:
     """Start a metrics server (port 0 picks a free one) and return it running."""
     scorer = MetricsScorer(config.limits())
-    running = await start_server(config.server_config(), [_registration(scorer)])
+    try:
+        running = await start_server(config.server_config(), [_registration(scorer)])
+    except BaseException:
+        scorer.close()
+        raise
     return MetricsServer(running, scorer)
 
 
@@ -85,7 +97,8 @@ def serve(config: MetricsServerConfig) -> None:
     scorer = MetricsScorer(config.limits())
 
     def started(running: RunningServer) -> None:
-        print(f"hyoka-metrics serving on {config.host}:{running.port}", flush=True)
+        health = f" (plaintext health on port {running.health_port})" if running.health_port is not None else ""
+        print(f"hyoka-metrics serving on {config.host}:{running.port}{health}", flush=True)
 
     try:
         asyncio.run(serve_forever(config.server_config(), [_registration(scorer)], on_started=started))
