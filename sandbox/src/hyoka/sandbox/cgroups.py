@@ -81,6 +81,17 @@ def _own_v2_cgroup() -> Path | None:
 
 
 @dataclass(frozen=True)
+class MemoryUsage:
+    """What a run's memory cgroup saw during the run."""
+
+    limit_hit: bool = False  # the limit was reached (reclaim, or an OOM kill)
+    oom_kills: int = 0  # processes the cgroup's OOM killer ended
+
+
+NO_CGROUP = MemoryUsage()
+
+
+@dataclass(frozen=True)
 class RunCgroup:
     version: str
     memory: Path
@@ -132,7 +143,11 @@ class RunCgroup:
                 os.kill(pid, signal.SIGKILL)
 
     def counters(self) -> tuple[int, int]:
-        """(memory limit hits, OOM kills) so far: cgroup v1 counts them cumulatively."""
+        """(memory limit hits, OOM kills) so far; both only ever grow (a zygote's cgroup serves
+        many runs, so a run compares them with what they were when it started).
+
+        v2: memory.events `max` and `oom_kill`. v1: memory.failcnt and memory.oom_control's
+        `oom_kill` (kernels from 4.13; older ones do not count kills, and only failcnt is read)."""
         try:
             if self.version == "v1":
                 control = (self.memory / "memory.oom_control").read_text()
@@ -142,20 +157,10 @@ class RunCgroup:
         except (OSError, ValueError):
             return 0, 0
 
-    def memory_limit_hit_since(self, before: tuple[int, int]) -> bool:
+    def usage_since(self, before: tuple[int, int]) -> MemoryUsage:
+        """What the memory limit did to a run since `before` (counters() at its start)."""
         after = self.counters()
-        return after[0] > before[0] or after[1] > before[1]
-
-    def memory_limit_hit(self) -> bool:
-        try:
-            if self.version == "v1":
-                control = (self.memory / "memory.oom_control").read_text()
-                oom_kills = _field(control, "oom_kill")
-                return oom_kills > 0 or int((self.memory / "memory.failcnt").read_text()) > 0
-            events = (self.memory / "memory.events").read_text()
-            return _field(events, "oom_kill") > 0 or _field(events, "max") > 0
-        except (OSError, ValueError):
-            return False
+        return MemoryUsage(limit_hit=after[0] > before[0] or after[1] > before[1], oom_kills=after[1] - before[1])
 
     def remove(self) -> bool:
         """Remove the run's cgroups; False while processes are still dying in them."""

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hyoka.sandbox import seccomp_filter
 from hyoka.sandbox.capabilities import Capabilities
-from hyoka.sandbox.cgroups import CgroupLayout, RunCgroup
+from hyoka.sandbox.cgroups import NO_CGROUP, CgroupLayout, MemoryUsage, RunCgroup
 from hyoka.sandbox.config import SandboxConfig
 from hyoka.sandbox.policy import Limits
 from hyoka.sandbox.reaper import ChildReaper, ExitStatus
@@ -477,6 +477,7 @@ class Engine:
         out = _Stream(self._loop, sandbox.stdout_r, cap, stop_on)
         err = _Stream(self._loop, sandbox.stderr_r, cap, stop_on)
         writers: list[asyncio.Task[None]] = []
+        before = (0, 0)
         try:
             if sandbox.prepared is None or not await sandbox.prepared:
                 return await self._sandbox_error(sandbox, out, err, "the sandbox could not be set up")
@@ -484,6 +485,7 @@ class Engine:
                 sandbox.cgroup = sandbox.cgroup.renamed(sandbox.cgroup.memory.name.replace("pool-", "run-", 1))
                 # +1: the runner's process counts too (bubblewrap's PID 1 stays outside the cgroup).
                 sandbox.cgroup.limit(limits.memory_bytes, limits.max_processes + 1)
+                before = sandbox.cgroup.counters()
             header = _run_header(limits, limits.max_processes + 1, cap if check_mode else 0)
             start = time.monotonic()
             writers = [
@@ -502,7 +504,7 @@ class Engine:
                 done, _ = await asyncio.wait({sandbox.init_exited}, timeout=DRAIN_AFTER_EXIT_S)
                 if done:
                     cpu = sandbox.init_exited.result().cpu_seconds
-            memory_hit = sandbox.cgroup is not None and sandbox.cgroup.memory_limit_hit()
+            memory = NO_CGROUP if sandbox.cgroup is None else sandbox.cgroup.usage_since(before)
             return _classify(
                 exit_status.exit_code,
                 out,
@@ -512,7 +514,7 @@ class Engine:
                 limits,
                 timed_out=timed_out,
                 overflowed=overflowed,
-                memory_hit=memory_hit,
+                memory=memory,
                 check_mode=check_mode,
             )
         finally:
@@ -604,8 +606,17 @@ async def _discard_all(queue: deque[_D], discard: Callable[[_D], None]) -> None:
 
 
 def _cpu_limit_s(limits: Limits) -> int:
-    """The CPU time limit in whole seconds (RLIMIT_CPU's unit), at least 1."""
+    """The CPU time limit in whole seconds (RLIMIT_CPU's unit), rounded up, at least 1."""
     return max(1, math.ceil(limits.cpu_time_ms / 1000))
+
+
+def _cpu_detail(limits: Limits) -> str:
+    seconds = _cpu_limit_s(limits)
+    if seconds * 1000 == limits.cpu_time_ms:
+        return f"CPU time limit of {seconds} s reached"
+    return (
+        f"CPU time limit of {limits.cpu_time_ms} ms reached (applied as {seconds} s: RLIMIT_CPU counts whole seconds)"
+    )
 
 
 def _run_header(limits: Limits, processes: int, check_excerpt: int, *extra: int) -> bytes:
@@ -652,20 +663,33 @@ def _classify(
     *,
     timed_out: bool,
     overflowed: bool,
-    memory_hit: bool,
+    memory: MemoryUsage = NO_CGROUP,
     check_mode: bool = False,
 ) -> RunResult:
+    """How a run ended. A run in which the cgroup's OOM killer ended any process hit its memory
+    limit, whatever else happened after (its own process may still exit 0, or wait for a child
+    until the wall limit)."""
     cpu_limit_s = _cpu_limit_s(limits)
-    if overflowed:
+    memory_detail = f"memory limit of {limits.memory_bytes} bytes reached"
+    if memory.oom_kills:
+        stopped = timed_out or overflowed  # then the service killed the program's process
+        status, detail = Status.MEMORY_LIMIT, memory_detail + ": " + _oom_detail(memory.oom_kills, code, stopped)
+        if timed_out:
+            detail += f"; then the wall time limit of {limits.wall_time_ms} ms was reached"
+        elif overflowed:
+            detail += f"; then output exceeded {limits.max_output_bytes} bytes on a stream"
+    elif overflowed:
         status, detail = Status.OUTPUT_LIMIT, f"output exceeded {limits.max_output_bytes} bytes on a stream"
     elif timed_out:
         status, detail = Status.TIMEOUT, f"wall time limit of {limits.wall_time_ms} ms reached"
+        if memory.limit_hit:  # no process was killed, but the run may have stalled reclaiming
+            detail += f" (the run also reached its memory limit of {limits.memory_bytes} bytes)"
     elif code == 0:
         status, detail = Status.PASSED, ""
     elif code == 128 + signal.SIGXCPU or (code == 128 + signal.SIGKILL and cpu >= cpu_limit_s):
-        status, detail = Status.TIMEOUT, f"CPU time limit of {cpu_limit_s} s reached"
-    elif code == MEMORY_ERROR_EXIT or memory_hit:
-        status, detail = Status.MEMORY_LIMIT, f"memory limit of {limits.memory_bytes} bytes reached"
+        status, detail = Status.TIMEOUT, _cpu_detail(limits)
+    elif code == MEMORY_ERROR_EXIT or memory.limit_hit:
+        status, detail = Status.MEMORY_LIMIT, memory_detail
     elif check_mode and code == EARLY_EXIT:
         status, detail = Status.FAILED, "the program ended its process (os._exit) before its checks finished"
     else:
@@ -681,3 +705,16 @@ def _classify(
         cpu_seconds=cpu,
         detail=detail,
     )
+
+
+def _oom_detail(kills: int, code: int, stopped: bool) -> str:
+    """Which processes the OOM killer ended, as far as the exit code tells (nothing about the
+    program's own process when the service killed it: a timeout, an output overflow)."""
+    what = "1 process" if kills == 1 else f"{kills} processes"
+    if stopped:
+        return f"the cgroup's OOM killer ended {what} of the run"
+    if code == 128 + signal.SIGKILL:
+        whose = "the program's own process was killed (SIGKILL)"
+    else:
+        whose = f"not the program's own process, which exited with code {code}"
+    return f"the cgroup's OOM killer ended {what} of the run ({whose})"

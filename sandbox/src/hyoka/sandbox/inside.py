@@ -19,7 +19,7 @@ import sys
 
 TYPE_CHECKING = False  # not `from typing import ...`: importing typing costs every run milliseconds
 if TYPE_CHECKING:
-    from types import CodeType
+    from types import CodeType, TracebackType
 
 MEMORY_ERROR_EXIT = 250  # the service maps this exit code to EXECUTION_STATUS_MEMORY_LIMIT
 EARLY_EXIT = 252  # check mode: the program ended its process (os._exit) before its checks finished
@@ -82,10 +82,29 @@ def _preload() -> None:
     import traceback  # noqa: F401
 
 
+_program_file = "/work/main.py"
+
+
+def _program_frames(tb: TracebackType | None) -> TracebackType | None:
+    """A traceback without the runner's own frames, which come first: from the program's first
+    frame on (None for a syntax error, as `python3 main.py` shows no frame for one)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename != _program_file:
+        tb = tb.tb_next
+    return tb
+
+
+def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    tb = _program_frames(tb)
+    sys.__excepthook__(kind, error.with_traceback(tb), tb)  # it falls back to error.__traceback__
+
+
 def _execute(header: list[int], program: bytes, scratch: str) -> None:
     """Apply the run's limits to this process, then run the program in it. The header's fifth
     field is 0 for a script, else check mode keeping that many bytes of output."""
+    global _program_file
     cpu_seconds, memory_bytes, nproc, file_bytes, check_excerpt = header[:5]
+    _program_file = scratch + "/main.py"
+    sys.excepthook = _excepthook
     os.chdir(scratch)
     with open("main.py", "wb") as out:  # noqa: PTH123 - pathlib costs an import the warm runner avoids
         out.write(program)
@@ -96,7 +115,7 @@ def _execute(header: list[int], program: bytes, scratch: str) -> None:
     _limit(resource.RLIMIT_FSIZE, file_bytes)
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_NOFILE, 256)
-    code = compile(program, scratch + "/main.py", "exec")
+    code = compile(program, _program_file, "exec")
     if check_excerpt:
         _run_check(code, check_excerpt)
     else:
@@ -108,10 +127,12 @@ def _execute(header: list[int], program: bytes, scratch: str) -> None:
 # that sandbox's user namespace only, and no seccomp filter yet). For each program it forks a
 # child that unshares fresh mount, PID, network, IPC and UTS namespaces, mounts fresh tmpfs over
 # every writable place, and forks the run's first process (PID 1 of the new PID namespace),
-# which drops every capability, installs the seccomp filter and only then runs the program.
+# which drops every capability, installs the seccomp filter and forks the program's process
+# (PID 2), staying as the run's init.
 # When that process ends the kernel kills the rest of the run and its namespaces vanish: the next
 # program starts from the zygote's untouched state. The zygote itself never runs a program.
 SETUP_ERROR_EXIT = 251  # the service maps this exit code to EXECUTION_STATUS_SANDBOX_ERROR
+INODE_BYTES, MIN_INODES = 4096, 256  # a run's tmpfs holds at most max(256, size / 4 KiB) inodes
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
     0x00020000,
     0x04000000,
@@ -190,8 +211,11 @@ def _child(libc: object, ctypes: object, bpf: bytes, fds: list[int], header: lis
         if c.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:  # type: ignore[attr-defined]
             raise OSError("mount --make-rprivate /")
         size = header[5]
+        # Files, not only bytes: empty files and directories take no size but each takes an inode
+        # (kernel memory), so each tmpfs gets one inode per 4 KiB of its size.
+        inodes = max(MIN_INODES, size // INODE_BYTES)
         for target, mode in ((b"/work", b"755"), (b"/tmp", b"1777"), (b"/dev/shm", b"1777")):
-            options = b"size=%d,mode=%s" % (size, mode)
+            options = b"size=%d,nr_inodes=%d,mode=%s" % (size, inodes, mode)
             if c.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:  # type: ignore[attr-defined]
                 raise OSError("mount tmpfs")
         first = os.fork()
@@ -235,7 +259,13 @@ def _first(libc: object, ctypes: object, bpf: bytes, fds: list[int], header: lis
     except BaseException as error:
         os.write(2, f"sandbox setup failed: {error}\n".encode())
         os._exit(SETUP_ERROR_EXIT)
-    code = 0
+    # The kernel drops the signals a PID 1 sends itself (and any it has no handler for), so the
+    # program does not run as PID 1: this process stays as the run's init, reaps orphans and
+    # leaves with the program's status, which ends the run (the kernel kills the rest).
+    child = os.fork()
+    if child != 0:
+        _init(child)
+    code, interrupted = 0, False
     try:
         _execute(header, program, "/work")
     except SystemExit as stop:  # as the interpreter maps it to an exit status
@@ -246,17 +276,45 @@ def _first(libc: object, ctypes: object, bpf: bytes, fds: list[int], header: lis
         else:
             sys.stderr.write(f"{stop.code}\n")
             code = 1
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
+    except BaseException as error:
+        _print_program_traceback(error)
         code = 1
-    _exit_like_the_interpreter(code)
+        interrupted = isinstance(error, KeyboardInterrupt)
+    _exit_like_the_interpreter(code, interrupted)
 
 
-def _exit_like_the_interpreter(code: int) -> None:
+def _init(child: int) -> None:
+    """The run's PID 1 once the program's process is forked: no output, no signal handler (so
+    the program cannot interrupt it), reap every process re-parented here and, when the
+    program's process ends, end with its status (128+N for a signal, as a shell reports it)."""
+    import signal as _signal
+
+    for number in range(1, _signal.NSIG):
+        try:  # noqa: SIM105 - contextlib costs an import every run would pay
+            _signal.signal(number, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    os.closerange(0, 3)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(SETUP_ERROR_EXIT)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
+def _print_program_traceback(error: BaseException) -> None:
+    """Report an exception the program did not catch as the interpreter does: sys.excepthook
+    (ours, or the program's own if it set one)."""
+    sys.excepthook(type(error), error, error.__traceback__)
+
+
+def _exit_like_the_interpreter(code: int, interrupted: bool = False) -> None:
     """What Python does at exit (wait for non-daemon threads, run atexit handlers, flush), then
-    leave without unwinding into the zygote's frames."""
+    leave without unwinding into the zygote's frames. After an uncaught KeyboardInterrupt the
+    interpreter ends by SIGINT (exit status 130), and so does this."""
     try:
         threading = sys.modules.get("threading")
         if threading is not None:
@@ -268,6 +326,12 @@ def _exit_like_the_interpreter(code: int) -> None:
         sys.stderr.flush()
     except BaseException:
         code = code or 1
+    if interrupted:
+        import signal as _signal
+
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
+        code = 128 + _signal.SIGINT
     os._exit(code)
 
 
@@ -399,7 +463,7 @@ def _run_check(code: CodeType, keep: int) -> None:
     if failure is not None:
         import traceback
 
-        traceback.print_exception(failure)
+        traceback.print_exception(failure.with_traceback(_program_frames(failure.__traceback__)))
         sys.stderr.flush()
         os._exit(1)
 

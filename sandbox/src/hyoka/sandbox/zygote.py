@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hyoka.sandbox import seccomp_filter
-from hyoka.sandbox.cgroups import RunCgroup
+from hyoka.sandbox.cgroups import NO_CGROUP, RunCgroup
 from hyoka.sandbox.engine import (
     DRAIN_AFTER_EXIT_S,
     RunResult,
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETUP_ERROR_EXIT = 251  # kept in step with inside.py
+#: Processes of a zygote's user namespace besides the program's: bubblewrap's PID 1, the zygote,
+#: the run's parent and the run's init.
+RUN_OVERHEAD = 4
 
 
 @dataclass
@@ -177,10 +180,12 @@ class ZygotePool:
                 return await self._setup_failed(out, err, "the zygote sandbox could not be set up")
             before = (0, 0)
             if zygote.cgroup is not None:
-                # +3: bubblewrap's PID 1, the zygote and the run's parent share the user namespace.
-                zygote.cgroup.limit(limits.memory_bytes, limits.max_processes + 3)
+                # +4: bubblewrap's PID 1, the zygote, the run's parent and the run's init (its
+                # PID 1, the program's parent) share the user namespace.
+                zygote.cgroup.limit(limits.memory_bytes, limits.max_processes + RUN_OVERHEAD)
                 before = zygote.cgroup.counters()
-            header = _run_header(limits, limits.max_processes + 3, cap if check_mode else 0, limits.scratch_bytes)
+            processes = limits.max_processes + RUN_OVERHEAD
+            header = _run_header(limits, processes, cap if check_mode else 0, limits.scratch_bytes)
             await self._send(zygote.ctrl, struct.pack("!QQ", len(header), len(program)), [stdin_r, out_w, err_w])
             for fd in (stdin_r, out_w, err_w):
                 os.close(fd)
@@ -197,7 +202,7 @@ class ZygotePool:
                 self._discard(zygote)  # the only way to stop a run: its whole zygote goes
                 await asyncio.wait({zygote.exited}, timeout=DRAIN_AFTER_EXIT_S)
             await asyncio.wait({out.eof, err.eof}, timeout=DRAIN_AFTER_EXIT_S)
-            memory_hit = zygote.cgroup is not None and zygote.cgroup.memory_limit_hit_since(before)
+            memory = NO_CGROUP if zygote.cgroup is None else zygote.cgroup.usage_since(before)
             if line:
                 code_text, cpu_text = line.split()
                 code, cpu = int(code_text), float(cpu_text)
@@ -208,7 +213,7 @@ class ZygotePool:
                 message = err.data.decode(errors="replace").strip()[-500:]
                 log.error("run set-up failed in a zygote: %s", message)
                 return RunResult(Status.SANDBOX_ERROR, code, out.data, err.data, detail=f"set-up failed: {message}")
-            if not line and not (timed_out or overflowed) and not memory_hit:
+            if not line and not (timed_out or overflowed) and not memory.limit_hit:
                 return RunResult(Status.SANDBOX_ERROR, code, out.data, err.data, detail="the zygote died")
             return _classify(
                 code,
@@ -219,7 +224,7 @@ class ZygotePool:
                 limits,
                 timed_out=timed_out,
                 overflowed=overflowed,
-                memory_hit=memory_hit,
+                memory=memory,
                 check_mode=check_mode,
             )
         finally:
@@ -236,6 +241,11 @@ class ZygotePool:
                 self._give_back(zygote)
             else:
                 self._discard(zygote)
+                # Its replacement starts now, off the request path: _discard's own refill may
+                # have run while this run still counted as busy (a timeout, an overflow, a
+                # cancelled call), which would leave the pool one short until the next request.
+                if not self._closed:
+                    self._loop.call_soon(self.fill)
 
     async def _send(self, sock: socket.socket, data: bytes, fds: list[int]) -> None:
         rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
