@@ -47,6 +47,7 @@ from hyoka.orchestrator.backends.base import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
 )
+from hyoka.orchestrator.backends.conformance import RawGeneration, RawPromptScores
 from hyoka.orchestrator.backends.registry import register_backend
 
 
@@ -293,6 +294,51 @@ class OpenAICompletionsBackend(_OpenAIBase):
             if not top or float(lp) < max(float(v) for v in top.values()):
                 greedy = False
         return LoglikelihoodResult(logprob=logprob, is_greedy=greedy)
+
+    # --- conformance probe hooks (backends/conformance.py) ---------------------------------------
+
+    async def probe_generate(self, context: str, max_new_tokens: int, stop: Sequence[str]) -> RawGeneration:
+        """Greedy generation as the server returns it (nothing cut), with the generated tokens'
+        log-probabilities."""
+        await self.start()
+        payload: dict[str, Any] = {
+            "model": self._model,
+            "prompt": self._prompt(context),
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+            "logprobs": 1,
+        }
+        if stop:
+            payload["stop"] = self._stops(stop)
+        where = self._where("/v1/completions")
+        (choice,) = self._choices(await self.request_json("POST", "/v1/completions", payload), 1, where)
+        lps = (choice.get("logprobs") or {}).get("token_logprobs") or []
+        return RawGeneration(str(choice.get("text") or ""), [None if x is None else float(x) for x in lps], payload)
+
+    async def probe_prompt(self, text: str) -> RawPromptScores:
+        """The echoed prompt's log-probabilities (one new token, dropped) and the prompt's token
+        count: the local tokenizer's where configured, else the server's `usage.prompt_tokens`."""
+        await self.start()
+        prompt = self._prompt(text)
+        payload = {"model": self._model, "prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": 1}
+        payload["echo"] = True
+        where = self._where("/v1/completions")
+        reply = await self.request_json("POST", "/v1/completions", payload)
+        (choice,) = self._choices(reply, 1, where)
+        logprobs = choice.get("logprobs") or {}
+        lps = list(logprobs.get("token_logprobs") or [])
+        tokens = [str(t) for t in logprobs.get("tokens") or []]
+        usage = reply.get("usage") or {}
+        generated = usage.get("completion_tokens")
+        if isinstance(generated, int) and 0 < generated <= len(lps):  # echo: prompt + generated tokens
+            lps, tokens = lps[:-generated], tokens[:-generated]
+        count = len(prompt) if isinstance(prompt, list) else usage.get("prompt_tokens")
+        return RawPromptScores(
+            tokens,
+            [None if x is None else float(x) for x in lps],
+            int(count) if isinstance(count, int) else None,
+            payload,
+        )
 
 
 @register_backend("openai-chat")

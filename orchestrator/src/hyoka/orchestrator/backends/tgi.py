@@ -46,6 +46,7 @@ from hyoka.orchestrator.backends.base import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
 )
+from hyoka.orchestrator.backends.conformance import RawGeneration, RawPromptScores
 from hyoka.orchestrator.backends.registry import register_backend
 
 NO_PREFILL = (
@@ -219,6 +220,34 @@ class TGIBackend(HttpBackend):
                 raise BackendError(f"{self._where('/generate')}: prefill token {t!r} has no log-probability")
             logprob += float(lp)
         return LoglikelihoodResult(logprob=logprob, is_greedy=None)
+
+    # --- conformance probe hooks (backends/conformance.py) ---------------------------------------
+
+    async def probe_generate(self, context: str, max_new_tokens: int, stop: Sequence[str]) -> RawGeneration:
+        """Greedy generation as the server returns it (stop sequence kept, nothing cut), with the
+        generated tokens' log-probabilities."""
+        await self.start()
+        params: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "details": True}
+        if stop:
+            params["stop"] = list(stop)
+        reply = await self._generate_raw(context, params)
+        tokens = [t for t in reply.get("details", {}).get("tokens") or [] if not t.get("special")]
+        lps = [None if t.get("logprob") is None else float(t["logprob"]) for t in tokens]
+        return RawGeneration(str(reply["generated_text"]), lps, {"inputs": context, "parameters": params})
+
+    async def probe_prompt(self, text: str) -> RawPromptScores:
+        """`/generate`'s prefill log-probabilities of `text` and `/tokenize`'s token count."""
+        await self.start()
+        tokens = await self.request_json("POST", "/tokenize", {"inputs": text})
+        reply = await self._generate_raw(text, _PREFILL_PARAMS)
+        prefill = reply.get("details", {}).get("prefill") or []
+        lps = [None if t.get("logprob") is None else float(t["logprob"]) for t in prefill]
+        return RawPromptScores(
+            [str(t.get("text", "")) for t in prefill],
+            lps,
+            len(tokens) if isinstance(tokens, list) else None,
+            {"inputs": text, "parameters": _PREFILL_PARAMS},
+        )
 
     # --- status -----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from hyoka.orchestrator.cli import analyze, data, evaluate, prompts, serve
+from hyoka.orchestrator.cli import analyze, check_server, data, evaluate, prompts, serve
 
 app = typer.Typer(
     name="hyoka",
@@ -13,7 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for command_module in (analyze, data, evaluate, prompts, serve):
+for command_module in (analyze, check_server, data, evaluate, prompts, serve):
     command_module.register(app)
 
 

@@ -9,10 +9,11 @@ Anything a user can get wrong is found before the first model call and raised as
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hyoka.orchestrator.backends.base import BackendError, ModelBackend
 from hyoka.orchestrator.backends.registry import create_backend, parse_model_spec
@@ -159,6 +160,34 @@ def _progress_callback(progress: Progress | None, task: str) -> ProgressCallback
     return lambda n: progress.advance(task, n)
 
 
+# --- conformance probe (issue 11): every HTTP backend is checked before the first real request ---
+
+
+async def _probe_conformance(tasks: Sequence[Task], backend: ModelBackend, config: EvalConfig) -> dict[str, Any] | None:
+    """Probe an HTTP backend (`backends/conformance.py`), write `<out>/conformance.json`, and fail
+    up front: a failed generation check stops every task, a failed log-probability check stops a
+    run with log-likelihood tasks. None for local backends (not probed)."""
+    from hyoka.orchestrator.backends._http import HttpBackend
+    from hyoka.orchestrator.backends.conformance import probe
+    from hyoka.orchestrator.backends.replicas import ReplicaSet
+
+    members = backend.replicas if isinstance(backend, ReplicaSet) else [backend]
+    if not all(isinstance(b, HttpBackend) for b in members):
+        return None
+    try:
+        report = await probe(backend, name=config.model)
+    except BackendError as e:
+        raise EvalInputError(f"backend {config.model}: conformance probe failed: {e}") from e
+    config.out.mkdir(parents=True, exist_ok=True)
+    payload = report.to_dict()
+    text = json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
+    (config.out / "conformance.json").write_text(text, encoding="utf-8")
+    error = report.error(loglikelihood=any(t.spec.request.needs_prompt_logprobs for t in tasks))
+    if error is not None:
+        raise EvalInputError(error)
+    return payload
+
+
 async def evaluate(
     config: EvalConfig, *, backend: ModelBackend | None = None, progress: Progress | None = None
 ) -> EvalOutcome:
@@ -227,6 +256,7 @@ async def evaluate(
         except BackendError as e:
             raise EvalInputError(f"backend {config.model}: {e}") from e
         _check_capabilities(tasks, backend)
+        conformance = await _probe_conformance(tasks, backend, config)  # conformance probe (issue 11)
         model_id = config.model_id or info.model
         if tokenizer_source == "backend":
             tokenizer = backend.tokenizer()
@@ -268,7 +298,9 @@ async def evaluate(
         outcome.scores_csv = config.out / "scores.csv"
         outcome.results_json = config.out / "results.json"
         write_scores_csv(outcome.scores_csv, model_id, outcome.results)
-        details = {"backend": info.backend, "model": info.model, **info.details}
+        details: dict[str, Any] = {"backend": info.backend, "model": info.model, **info.details}
+        if conformance is not None:  # conformance probe (issue 11)
+            details["conformance"] = conformance
         write_results_json(
             outcome.results_json,
             model_id=model_id,

@@ -16,15 +16,22 @@ OpenAI server documents it:
   unknown model.
 
 Text prompts are tokenised with special tokens (as vLLM does); token-id prompts are used as given.
+
+`fault=` makes it misbehave as real servers have, for the conformance probe's tests:
+`"shift_logprobs"` reports each echoed token's value from the next position, as llama-cpp-python
+0.3.36 does (the value for token i is the log-probability of token i+1); `"drop_logprobs"` echoes
+null for every prompt token; `"ignore_stop"` generates as if no stop sequence were given.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
-from hyoka.orchestrator.backends.hf_local import Generated, LocalModel
+from hyoka.orchestrator.backends.hf_local import Generated, LocalModel, PromptToken
 from hyoka.orchestrator.backends.testing._server import JsonHttpServer, Reply
+
+Fault = Literal["shift_logprobs", "drop_logprobs", "ignore_stop"]
 
 
 def _error(message: str, status: int = 400, kind: str = "BadRequestError") -> Reply:
@@ -32,9 +39,10 @@ def _error(message: str, status: int = 400, kind: str = "BadRequestError") -> Re
 
 
 class OpenAIServer(JsonHttpServer):
-    def __init__(self, lm: LocalModel, *, model_id: str = "hyoka/tiny-llama") -> None:
+    def __init__(self, lm: LocalModel, *, model_id: str = "hyoka/tiny-llama", fault: Fault | None = None) -> None:
         super().__init__()
         self.lm = lm
+        self.fault = fault
         self.model_id = model_id
         self.received: list[dict[str, Any]] = []
         self.routes = {
@@ -63,6 +71,8 @@ class OpenAIServer(JsonHttpServer):
         top_p = body.get("top_p", 1.0)
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
+        if self.fault == "ignore_stop":
+            stop = []
         if not isinstance(max_tokens, int) or max_tokens < 0:
             return _error(f"max_tokens must be at least 0, got {max_tokens}.")
         if temperature < 0 or not 0 < top_p <= 1:
@@ -128,6 +138,13 @@ class OpenAIServer(JsonHttpServer):
     def _logprobs(self, ids: list[int], text: str | None, s: Generated, k: int, echo: bool) -> dict[str, Any]:
         gen_ids = s.token_ids
         scored = self.lm.prompt_logprobs(ids + gen_ids, top_k=max(k, 1))
+        if echo and self.fault == "shift_logprobs":  # token i gets token i+1's value (and top)
+            scored = [
+                PromptToken(id=t.id, logprob=nxt.logprob, top=nxt.top)
+                for t, nxt in zip(scored, [*scored[1:], PromptToken(id=-1, logprob=None)], strict=True)
+            ]
+        elif echo and self.fault == "drop_logprobs":
+            scored = [PromptToken(id=t.id, logprob=None) if j < len(ids) else t for j, t in enumerate(scored)]
         if text is not None:  # text prompt: character offsets from the tokenizer
             enc = self.lm.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
             offsets = [start for start, _ in enc["offset_mapping"]]

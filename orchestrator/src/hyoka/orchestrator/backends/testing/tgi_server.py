@@ -16,6 +16,10 @@ Implements what the `tgi` backend relies on, as text-generation-inference 3.x's 
 - Errors: 422 {"error", "error_type": "validation"} for invalid parameters (TGI's messages),
   429 {"error": "Model is overloaded", "error_type": "overloaded"} beyond max_concurrent_requests.
 
+`fault=` makes it misbehave, for the conformance probe's tests: `"shift_logprobs"` gives each
+prefill token the value of the next position (the last one the first generated token's),
+`"drop_logprobs"` null for every prefill token, `"ignore_stop"` ignores `stop`.
+
 Not implemented (not used by hyoka): streaming, best_of, grammar, top_n_tokens, watermark, the
 OpenAI routes, top_k and typical_p sampling (answered with 422 rather than ignored).
 """
@@ -29,6 +33,7 @@ from typing import Any
 
 from hyoka.orchestrator.backends.hf_local import LocalModel
 from hyoka.orchestrator.backends.testing._server import JsonHttpServer, Reply
+from hyoka.orchestrator.backends.testing.openai_server import Fault
 
 
 def _validation(message: str) -> Reply:
@@ -49,9 +54,11 @@ class TGIServer(JsonHttpServer):
         max_input_tokens: int | None = None,
         max_total_tokens: int | None = None,
         latency_s: float = 0.0,
+        fault: Fault | None = None,
     ) -> None:
         super().__init__()
         self.lm = lm
+        self.fault = fault
         self.model_id = model_id
         self.enable_prefill_logprobs = enable_prefill_logprobs
         self.max_concurrent_requests = max_concurrent_requests
@@ -144,6 +151,8 @@ class TGIServer(JsonHttpServer):
         stop: list[str] = list(p.get("stop") or [])
         if len(stop) > self.max_stop_sequences:
             return _validation(f"`stop` supports up to {self.max_stop_sequences} stop sequences. Given: {len(stop)}")
+        if self.fault == "ignore_stop":
+            stop = []
         if not inputs:
             return _validation("`inputs` cannot be empty")
         ids = self._encode(inputs)
@@ -184,6 +193,12 @@ class TGIServer(JsonHttpServer):
                     {"id": t.id, "text": self.lm.tokenizer.decode([t.id]), "logprob": t.logprob}
                     for t in scored[: len(ids)]
                 ]
+                if self.fault == "shift_logprobs":
+                    for j, t in enumerate(prefill):
+                        t["logprob"] = scored[j + 1].logprob
+                elif self.fault == "drop_logprobs":
+                    for t in prefill:
+                        t["logprob"] = None
             reply["details"] = {
                 "finish_reason": gen.finish_reason,
                 "generated_tokens": len(gen.token_ids),
