@@ -160,6 +160,10 @@ class RunCgroup:
     def usage_since(self, before: tuple[int, int]) -> MemoryUsage:
         """What the memory limit did to a run since `before` (counters() at its start)."""
         after = self.counters()
+        if after[0] < before[0] or after[1] < before[1]:
+            # The counters went back: the cgroup was emptied and removed (a discarded zygote's)
+            # before this read, so it can tell nothing about the run.
+            return MemoryUsage()
         return MemoryUsage(limit_hit=after[0] > before[0] or after[1] > before[1], oom_kills=after[1] - before[1])
 
     def remove(self) -> bool:

@@ -198,11 +198,16 @@ class ZygotePool:
             timed_out, overflowed = await _wait_finished(status, overflow, limits.wall_time_ms / 1000)
             line = status.result() if status.done() and not overflowed else b""
             duration = time.monotonic() - start
+            memory = NO_CGROUP
             if timed_out or overflowed or not line:
+                # Read the cgroup's counters before the discard empties and removes it.
+                if zygote.cgroup is not None:
+                    memory = zygote.cgroup.usage_since(before)
                 self._discard(zygote)  # the only way to stop a run: its whole zygote goes
                 await asyncio.wait({zygote.exited}, timeout=DRAIN_AFTER_EXIT_S)
             await asyncio.wait({out.eof, err.eof}, timeout=DRAIN_AFTER_EXIT_S)
-            memory = NO_CGROUP if zygote.cgroup is None else zygote.cgroup.usage_since(before)
+            if line and not (timed_out or overflowed) and zygote.cgroup is not None:
+                memory = zygote.cgroup.usage_since(before)
             if line:
                 code_text, cpu_text = line.split()
                 code, cpu = int(code_text), float(cpu_text)
