@@ -9,11 +9,13 @@ its generation by the gold summary's tokens).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hyoka.orchestrator.backends.base import GenerationRequest
+from hyoka.orchestrator.tasks.fewshot import LmEvalDefaultSampler
 from hyoka.orchestrator.tasks.items import Item
 from hyoka.orchestrator.tasks.loaders import Doc, TaskData
 from hyoka.orchestrator.tasks.spec import TaskSpec
@@ -107,3 +109,21 @@ def prompt_option(spec: TaskSpec, name: str, kind: type, default: Any) -> Any:
     if not isinstance(value, kind):
         raise ValueError(f"task {spec.name}: prompt.options.{name} must be a {kind.__name__}, got {value!r}")
     return value
+
+
+def lm_eval_default_shots(
+    spec: TaskSpec, data: TaskData, limit: int | None, *, same: Callable[[Doc, Doc], bool] = operator.eq
+) -> Iterator[tuple[int, Doc, list[Doc]]]:
+    """(index, document, shots) for the first `limit` documents, the shots drawn by lm-eval
+    0.4.2's default sampler: one Random(seed) for the task, documents in order, so document i's
+    shots depend on every earlier draw. `same(a, b)`: whether a drawn document is the evaluated
+    one; `prompt.options.fewshot_split_is_test_split` draws one extra, as lm-eval does when the
+    task's fewshot_split equals its test_split (both unset counts)."""
+    if spec.fewshot.procedure != "lm_eval_default":
+        raise ValueError(
+            f"task {spec.name}: this builder draws shots with lm_eval_default, not {spec.fewshot.procedure}"
+        )
+    sampler = LmEvalDefaultSampler(data.fewshot_pool, seed=spec.fewshot.seed, same=same)
+    extra_draw = prompt_option(spec, "fewshot_split_is_test_split", bool, False)
+    for i, doc in enumerate(first(data.test, limit)):
+        yield i, doc, sampler.shots(doc, spec.fewshot.num, fewshot_split_is_test_split=extra_draw)

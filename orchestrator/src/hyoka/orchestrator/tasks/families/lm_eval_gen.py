@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from hyoka.orchestrator.backends.base import LoglikelihoodRequest
-from hyoka.orchestrator.tasks.builders import BuildContext, builder, first, generation_request, prompt_option
-from hyoka.orchestrator.tasks.fewshot import LmEvalDefaultSampler
+from hyoka.orchestrator.tasks.builders import (
+    BuildContext,
+    builder,
+    first,
+    generation_request,
+    lm_eval_default_shots,
+    prompt_option,
+)
 from hyoka.orchestrator.tasks.items import Item
 from hyoka.orchestrator.tasks.loaders import Doc, TaskData, TaskDataError, loader, read_json, read_json_lines, require
 from hyoka.orchestrator.tasks.prompts import Shot, jinja_literal, lm_eval_fewshot_context
@@ -55,11 +61,8 @@ def lm_eval_sampled_items(
     `target(doc)` is a shot's `doc_to_target`; `make_item(index, doc, context)` builds the item.
     """
     p = spec.prompt
-    sampler = LmEvalDefaultSampler(data.fewshot_pool, seed=spec.fewshot.seed)
-    extra_draw = prompt_option(spec, "fewshot_split_is_test_split", bool, False)
     items = []
-    for i, doc in enumerate(first(data.test, limit)):
-        shot_docs = sampler.shots(doc, spec.fewshot.num, fewshot_split_is_test_split=extra_draw)
+    for i, doc, shot_docs in lm_eval_default_shots(spec, data, limit):
         shots = [Shot(render(spec, p.input_template, s), target(s)) for s in shot_docs]
         context = lm_eval_fewshot_context(
             shots,

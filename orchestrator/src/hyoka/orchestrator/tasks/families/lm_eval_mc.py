@@ -22,13 +22,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hyoka.orchestrator.backends.base import LoglikelihoodRequest
-from hyoka.orchestrator.tasks.builders import BuildContext, builder, first, prompt_option
-from hyoka.orchestrator.tasks.fewshot import LmEvalDefaultSampler, without_id
+from hyoka.orchestrator.tasks.builders import BuildContext, builder, first, lm_eval_default_shots, prompt_option
+from hyoka.orchestrator.tasks.fewshot import without_id
 from hyoka.orchestrator.tasks.items import Item
 from hyoka.orchestrator.tasks.loaders import Doc, TaskData, TaskDataError, iter_json_lines, loader, require
 from hyoka.orchestrator.tasks.prompts import Shot, jinja_literal, lm_eval_fewshot_context
@@ -126,16 +126,10 @@ def _winograd_gold(doc: Doc) -> int:
 def build_xwinograd(spec: TaskSpec, data: TaskData, limit: int | None, context: BuildContext) -> list[Item]:
     """lm-eval 0.4.2 xwinograd: choices are the sentence up to "_" with each option; the shared
     continuation is target_delimiter + the text after "_" (stripped)."""
-    sampler = LmEvalDefaultSampler(
-        data.fewshot_pool, seed=spec.fewshot.seed, same=lambda a, b: without_id(a) == without_id(b)
-    )
     p = spec.prompt
     items = []
-    for i, doc in enumerate(first(data.test, limit)):
-        shots = [
-            Shot(_winograd_choices(s)[_winograd_gold(s)], _winograd_target(s))
-            for s in sampler.shots(doc, spec.fewshot.num)
-        ]
+    for i, doc, shot_docs in lm_eval_default_shots(spec, data, limit, same=_same_row):
+        shots = [Shot(_winograd_choices(s)[_winograd_gold(s)], _winograd_target(s)) for s in shot_docs]
         ctx = lm_eval_fewshot_context(shots, target_delimiter=p.target_delimiter, fewshot_delimiter=p.fewshot_delimiter)
         continuation = p.target_delimiter + _winograd_target(doc)
         requests = tuple(LoglikelihoodRequest(ctx + choice, continuation) for choice in _winograd_choices(doc))
@@ -178,12 +172,9 @@ def _str_field(row: Doc, name: str, where: str) -> str:
     return value
 
 
-def _default_sampler(spec: TaskSpec, pool: list[Doc], same: Callable[[Doc, Doc], bool]) -> LmEvalDefaultSampler[Doc]:
-    if spec.fewshot.procedure != "lm_eval_default":
-        raise ValueError(
-            f"task {spec.name}: this builder draws shots with lm_eval_default, not {spec.fewshot.procedure}"
-        )
-    return LmEvalDefaultSampler(pool, seed=spec.fewshot.seed, same=same)
+def _same_row(a: Doc, b: Doc) -> bool:
+    """lm-eval's dict equality of two rows (our loaders add an `id` the upstream row lacks)."""
+    return without_id(a) == without_id(b)
 
 
 # --- OpenBookQA (lm-eval 0.4.2 `openbookqa`, HF `openbookqa` `main`) ----------------------------
@@ -246,14 +237,9 @@ def build_openbookqa(spec: TaskSpec, data: TaskData, limit: int | None, context:
     doc_to_target the gold label's position. Shots: the default sampler over the train split,
     num_fewshot drawn (fewshot_split None != test_split "test"); the HF rows carry their id, so a
     drawn row equals the evaluated one only if it is the same question."""
-    sampler = _default_sampler(spec, data.fewshot_pool, lambda a, b: a == b)
-    extra_draw = prompt_option(spec, "fewshot_split_is_test_split", bool, False)
     items = []
-    for i, doc in enumerate(first(data.test, limit)):
-        shots = [
-            Shot(s["question_stem"], s["choices"]["text"][_openbookqa_gold(s)])
-            for s in sampler.shots(doc, spec.fewshot.num, fewshot_split_is_test_split=extra_draw)
-        ]
+    for i, doc, shot_docs in lm_eval_default_shots(spec, data, limit):
+        shots = [Shot(s["question_stem"], s["choices"]["text"][_openbookqa_gold(s)]) for s in shot_docs]
         items.append(
             multiple_choice_item(
                 spec,
@@ -352,14 +338,9 @@ def build_hellaswag(spec: TaskSpec, data: TaskData, limit: int | None, context: 
     neither test_split nor fewshot_split, and lm-eval compares the two) and keeps the first
     num_fewshot that differ from the evaluated document (a train row never equals a validation
     row: `split` differs)."""
-    sampler = _default_sampler(spec, data.fewshot_pool, lambda a, b: without_id(a) == without_id(b))
-    extra_draw = prompt_option(spec, "fewshot_split_is_test_split", bool, False)
     items = []
-    for i, doc in enumerate(first(data.test, limit)):
-        shots = [
-            Shot(s["query"], s["choices"][s["gold"]])
-            for s in sampler.shots(doc, spec.fewshot.num, fewshot_split_is_test_split=extra_draw)
-        ]
+    for i, doc, shot_docs in lm_eval_default_shots(spec, data, limit, same=_same_row):
+        shots = [Shot(s["query"], s["choices"][s["gold"]]) for s in shot_docs]
         items.append(
             multiple_choice_item(
                 spec,
