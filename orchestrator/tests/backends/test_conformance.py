@@ -116,3 +116,21 @@ async def test_replicas_are_each_probed(tiny_lm: LocalModel) -> None:
 
 def test_backends_have_the_hooks() -> None:
     assert hasattr(TGIBackend, "probe_prompt") and hasattr(OpenAICompletionsBackend, "probe_generate")
+
+
+async def test_a_generation_only_server_may_serve_generation_tasks() -> None:
+    """The simulated server answers text but no log-probabilities at all (400 when asked): the
+    generation checks pass without asking for any, so only log-likelihood tasks are refused."""
+    from hyoka.orchestrator.backends.testing.sim_server import LatencyModel, SimServer
+
+    fast = LatencyModel(seconds_per_token=0.0005, short_tokens=(8, 12), long_tokens=(8, 12))
+    with SimServer(2, latency=fast) as server:
+        backend = create_backend("openai-completions", base_url=server.url, max_retries=0)
+        try:
+            report = await probe(backend, name="sim")
+        finally:
+            await backend.aclose()
+    checks = _by_name(report)
+    assert checks["greedy_deterministic"] is True and checks["logprob_alignment"] is False
+    assert report.error(loglikelihood=False) is None
+    assert report.error(loglikelihood=True) is not None

@@ -75,7 +75,9 @@ class RawPromptScores:
 
 @runtime_checkable
 class GenerationHooks(Protocol):
-    async def probe_generate(self, context: str, max_new_tokens: int, stop: Sequence[str]) -> RawGeneration: ...
+    async def probe_generate(
+        self, context: str, max_new_tokens: int, stop: Sequence[str], *, logprobs: bool = False
+    ) -> RawGeneration: ...
 
 
 @runtime_checkable
@@ -142,9 +144,14 @@ def _fmt(x: float | None) -> str:
     return "none" if x is None else f"{x:.4g}" if abs(x) < 1e-2 and x != 0 else f"{x:.2f}"
 
 
-async def _generate(backend: ModelBackend, context: str, max_new_tokens: int, stop: Sequence[str]) -> RawGeneration:
+async def _generate(
+    backend: ModelBackend, context: str, max_new_tokens: int, stop: Sequence[str], *, logprobs: bool = False
+) -> RawGeneration:
+    """Raw greedy text; the generated tokens' log-probabilities only when asked, so that the
+    generation checks hold for servers that return none (generation-only servers may still serve
+    generation tasks)."""
     if isinstance(backend, GenerationHooks):
-        return await backend.probe_generate(context, max_new_tokens, stop)
+        return await backend.probe_generate(context, max_new_tokens, stop, logprobs=logprobs)
     req = GenerationRequest(context=context, stop=tuple(stop), max_new_tokens=max_new_tokens)
     ((text,),) = await backend.generate_until([req])
     return RawGeneration(text=text, token_logprobs=[], sent={"context": context, "stop": list(stop)})
@@ -205,7 +212,7 @@ async def _alignment(backend: ModelBackend, tolerance: float) -> list[Conformanc
     for prompt in PROBE_PROMPTS:
         sent: dict[str, Any] = {"prompt": prompt, "max_new_tokens": 1, "greedy": True}
         try:
-            gen = await _generate(backend, prompt, 1, ())
+            gen = await _generate(backend, prompt, 1, (), logprobs=True)
         except BackendError as e:
             return [ConformanceCheck("logprob_alignment", False, f"one-token greedy generation failed: {e}", sent)]
         token = gen.text

@@ -297,17 +297,20 @@ class OpenAICompletionsBackend(_OpenAIBase):
 
     # --- conformance probe hooks (backends/conformance.py) ---------------------------------------
 
-    async def probe_generate(self, context: str, max_new_tokens: int, stop: Sequence[str]) -> RawGeneration:
+    async def probe_generate(
+        self, context: str, max_new_tokens: int, stop: Sequence[str], *, logprobs: bool = False
+    ) -> RawGeneration:
         """Greedy generation as the server returns it (nothing cut), with the generated tokens'
-        log-probabilities."""
+        log-probabilities when asked."""
         await self.start()
         payload: dict[str, Any] = {
             "model": self._model,
             "prompt": self._prompt(context),
             "max_tokens": max_new_tokens,
             "temperature": 0,
-            "logprobs": 1,
         }
+        if logprobs:
+            payload["logprobs"] = 1
         if stop:
             payload["stop"] = self._stops(stop)
         where = self._where("/v1/completions")

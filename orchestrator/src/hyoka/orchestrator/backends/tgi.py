@@ -223,11 +223,13 @@ class TGIBackend(HttpBackend):
 
     # --- conformance probe hooks (backends/conformance.py) ---------------------------------------
 
-    async def probe_generate(self, context: str, max_new_tokens: int, stop: Sequence[str]) -> RawGeneration:
+    async def probe_generate(
+        self, context: str, max_new_tokens: int, stop: Sequence[str], *, logprobs: bool = False
+    ) -> RawGeneration:
         """Greedy generation as the server returns it (stop sequence kept, nothing cut), with the
-        generated tokens' log-probabilities."""
+        generated tokens' log-probabilities when asked (`details`)."""
         await self.start()
-        params: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "details": True}
+        params: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "details": logprobs}
         if stop:
             params["stop"] = list(stop)
         reply = await self._generate_raw(context, params)
