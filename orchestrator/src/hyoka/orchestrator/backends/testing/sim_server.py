@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from hyoka.orchestrator.backends.conformance import PROBE_PROMPTS
+
 
 @dataclass(frozen=True)
 class LatencyModel:
@@ -125,6 +127,8 @@ class SimServer:
             "slots": self.slots,
             "received": self.received,
             "answered": sum(self.answered.values()),
+            # of which the conformance probe's (hyoka eval probes a server before its first item)
+            "answered_probe": sum(n for prompt, n in self.answered.items() if prompt in PROBE_PROMPTS),
             "rejected": self.rejected,
             "max_busy": self.max_busy,
             "busy_slot_seconds": self.busy_slot_seconds,
