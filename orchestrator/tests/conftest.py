@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
+from hyoka.orchestrator.runner.store.testing import PostgresUnavailableError, TempPostgres
 from hyoka.orchestrator.tasks import CorpusScore, TextScore
 
 
@@ -41,3 +44,29 @@ class InProcessMetrics:
 @pytest.fixture
 def inprocess_metrics() -> InProcessMetrics:
     return InProcessMetrics()
+
+
+# --- the run store: SQLite and a real, throwaway PostgreSQL ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TempPostgres]:
+    """A PostgreSQL server for this session (initdb + pg_ctl in a temporary folder, loopback, free
+    port). Missing server binaries fail the test: CI installs them (.ci/apt-packages.txt)."""
+    try:
+        server = TempPostgres().start()
+    except PostgresUnavailableError as e:
+        pytest.fail(f"cannot start a throwaway PostgreSQL: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty run store: an SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    server: TempPostgres = request.getfixturevalue("postgres")
+    return server.create_database(f"hyoka_test_{uuid.uuid4().hex[:12]}")

@@ -1,17 +1,12 @@
 """Scheduling against the simulated OpenAI-compatible server (`backends/testing/sim_server.py`):
 the window stays full while work remains (asserted on what the server observed, not on time),
-tasks share it, replicas both get work, 429s are retried without answering anything twice, a run
-killed with SIGKILL and restarted loses and repeats no item, and bad input is a clear error."""
+tasks share it, replicas both get work, 429s are retried without answering anything twice, and
+bad input is a clear error. (A run killed with SIGKILL: `test_store_resume.py`.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
-import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +17,9 @@ from hyoka.orchestrator.backends.base import GenerationRequest, LoglikelihoodReq
 from hyoka.orchestrator.backends.replicas import ReplicaSet
 from hyoka.orchestrator.backends.scripted import ScriptedBackend
 from hyoka.orchestrator.backends.testing.sim_server import LatencyModel, SimServer
-from hyoka.orchestrator.runner.engine import RunStats, TaskJob, run_task, run_tasks
+from hyoka.orchestrator.runner.engine import DEFAULT_STORE_NAME, RunStats, TaskJob, run_task, run_tasks
 from hyoka.orchestrator.runner.evaluation import EvalConfig, EvalInputError, evaluate
+from hyoka.orchestrator.runner.store import StoredOutput, open_store
 from hyoka.orchestrator.tasks import Item, Scorers, get_task
 
 FAST = LatencyModel(seconds_per_token=0.0005, short_tokens=(2, 10), long_tokens=(40, 80))
@@ -32,6 +28,12 @@ FAST = LatencyModel(seconds_per_token=0.0005, short_tokens=(2, 10), long_tokens=
 def _items(data_dir: Path, name: str, limit: int) -> list[Item]:
     task = get_task(name)
     return task.items(task.load(data_dir), limit=limit)
+
+
+def _stored_outputs(folder: Path, model: str, task: str) -> list[StoredOutput]:
+    """The outputs in the default store of records files in `folder`."""
+    with open_store(None, default_path=folder / DEFAULT_STORE_NAME) as store:
+        return store.load_outputs(model, task)
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -125,7 +127,8 @@ async def test_an_item_with_a_generation_and_loglikelihoods_gets_both(
         get_task("jcommonsenseqa"), items, backend, Scorers(metrics=inprocess_metrics), path, model="s"
     )
     assert result.score == 1.0 and len(backend.generation_calls) == 3 and len(backend.loglikelihood_calls) == 6
-    outputs = _lines(path.with_suffix(".outputs.jsonl"))
+    outputs = [o.output for o in _stored_outputs(tmp_path, "s", "jcommonsenseqa")]
+    assert len(outputs) == 3
     assert all(o["logprobs"] == [-1.0, -2.0] and len(o["completions"]) == 1 for o in outputs)
 
 
@@ -166,90 +169,6 @@ async def test_overload_429_is_retried_and_nothing_is_answered_twice(
     assert sorted(server.answered.values()) == [1] * 12
 
 
-DRIVER = textwrap.dedent(
-    """
-    import asyncio, sys
-    from pathlib import Path
-    from hyoka.metrics import Item as MItem, score
-    from hyoka.orchestrator.backends import create_backend
-    from hyoka.orchestrator.runner.engine import TaskJob, run_tasks
-    from hyoka.orchestrator.tasks import Scorers, TextScore, get_task
-
-    class Metrics:
-        async def score(self, metric, predictions, references, options=None):
-            r = score(metric, [MItem(p, tuple(x)) for p, x in zip(predictions, references)], options)
-            return [TextScore(v, r.signature.text) for v in r.item_scores]
-
-    async def main(url, records, data_dir, limit):
-        task = get_task("jcommonsenseqa")
-        items = task.items(task.load(Path(data_dir)), limit=limit)
-        backend = create_backend("openai-completions", base_url=url)
-        job = TaskJob(task, items, Path(records))
-        await run_tasks([job], backend, Scorers(metrics=Metrics()), model="openai-completions:sim")
-
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
-    """
-)
-
-
-@pytest.mark.timeout(180)
-async def test_a_run_killed_mid_task_and_restarted_loses_and_repeats_no_item(
-    data_dir: Path, tmp_path: Path, inprocess_metrics: Any
-) -> None:
-    """Run 1 (a separate process) gets 7 of 20 answers, then the server holds every further
-    request; once those 7 are on disk the process is SIGKILLed. Run 2 asks the server only for the
-    other 13, and the records hold all 20 once."""
-    total, first_answers = 20, 7
-    items = _items(data_dir, "jcommonsenseqa", total)
-    records = tmp_path / "jcommonsenseqa.jsonl"
-    outputs = records.with_suffix(".outputs.jsonl")
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER, encoding="utf-8")
-    with SimServer(3, latency=FAST, answer_limit=first_answers) as first:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(driver),
-            first.url,
-            str(records),
-            str(data_dir),
-            str(total),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            # Wait for the 7 answers on disk and the window refilled (3 more held by the server).
-            while len(_lines(outputs)) < first_answers or first.received < first_answers + 3:
-                if proc.returncode is not None:
-                    output = await proc.stdout.read() if proc.stdout else b""
-                    raise AssertionError(f"run 1 ended early: {output.decode()}")
-                assert time.monotonic() < deadline, "run 1 did not keep its answers"
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.2)
-            assert first.received == first_answers + 3  # never more than the window in flight
-            os.kill(proc.pid, signal.SIGKILL)
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        answered_first = set(first.answered)
-    assert proc.returncode == -signal.SIGKILL and len(answered_first) == first_answers
-
-    with SimServer(3, latency=FAST) as second:
-        backend = create_backend("openai-completions", base_url=second.url)
-        job = TaskJob(get_task("jcommonsenseqa"), items, records)
-        (result,) = await run_tasks([job], backend, Scorers(metrics=inprocess_metrics), model="openai-completions:sim")
-        await backend.aclose()
-    answered_second = set(second.answered)
-    assert second.received == total - first_answers and sorted(second.answered.values()) == [1] * 13
-    assert answered_first.isdisjoint(answered_second)
-    assert answered_first | answered_second == {it.prompt for it in items}
-    ids = [r["item_id"] for r in _lines(records)]
-    assert sorted(ids) == sorted(it.id for it in items)  # every item once, none lost or doubled
-    assert result.num_items == total
-
-
 async def test_bad_input_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(BackendConfigError, match="empty replica URL"):
         create_backend("openai-completions", base_url="http://127.0.0.1:1+")
@@ -285,7 +204,7 @@ async def test_outputs_are_kept_when_scoring_fails(data_dir: Path, tmp_path: Pat
     first = ScriptedBackend(generations={it.prompt: it.gold for it in items}, max_concurrency=2)
     with pytest.raises(RuntimeError, match="needs the metrics service"):
         await run_task(get_task("jcommonsenseqa"), items, first, Scorers(), path, model="s")
-    kept = {o["item_id"] for o in _lines(path.with_suffix(".outputs.jsonl"))}
+    kept = {o.item_id for o in _stored_outputs(tmp_path, "s", "jcommonsenseqa")}
     assert kept and kept <= {it.id for it in items}
     second = ScriptedBackend(generations={it.prompt: it.gold for it in items}, max_concurrency=2)
     result = await run_task(

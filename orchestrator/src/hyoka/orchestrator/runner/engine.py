@@ -1,13 +1,16 @@
 """The run engine: send the items of a run's tasks through one bounded in-flight window per model
-(`runner/scheduler.py`), score them through the services, and write each finished item to its
-task's records file.
+(`runner/scheduler.py`), score them through the services, and keep each item in the run store
+(`runner/store`), exporting the scored records to the task's JSONL records file.
 
 Requests flow: a slot freed by one answer goes straight to the next request, of the same task or
 the next one, so one task's tail overlaps the next task's head and a slow answer never holds the
-others back. Answers are written to `<task>.outputs.jsonl` as they arrive (before scoring, so a
-scoring failure or a killed process does not cost the generation), then scored in batches of
-whatever finished while the previous scoring call ran (`Task.score`), and written to the task's
-records. Items already in the records are not sent again, nor are kept outputs.
+others back. Answers are committed to the store as they arrive (all those of one event-loop turn
+in one transaction; before scoring, so a scoring failure or a killed process does not cost the
+generation), keyed by model, task, item, prompt hash and generation settings; then scored in
+batches of whatever finished while the previous scoring call ran (`Task.score`), and the records
+committed to the store under the settings fingerprint and appended to the export. Items with a
+stored record are not sent again, nor are items with a stored output: a task definition changed
+without changing what is sent (a metric fix) re-scores the stored outputs.
 
 When a request fails (after the backend's retries) or scoring fails, nothing new is sent, the
 requests in flight are abandoned, the answers already in are kept and scored, and the error is
@@ -28,6 +31,8 @@ from typing import Any
 from hyoka.orchestrator.backends.base import LoglikelihoodResult, ModelBackend
 from hyoka.orchestrator.runner.records import RecordsError, RecordStore
 from hyoka.orchestrator.runner.scheduler import Window, make_dispatcher
+from hyoka.orchestrator.runner.store import RunStore, StoredOutput, StoredRecord, StoreError, open_store
+from hyoka.orchestrator.runner.store.keys import generation_hash, prompt_hash
 from hyoka.orchestrator.tasks import Item, ItemOutput, Scorers, Task
 
 ProgressCallback = Callable[[int], None]
@@ -53,8 +58,11 @@ def settings_fingerprint(task: Task, model: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _output_to_json(item_id: str, out: ItemOutput) -> dict[str, Any]:
-    return {"item_id": item_id, "completions": list(out.completions), "logprobs": list(out.logprobs)}
+DEFAULT_STORE_NAME = "hyoka.sqlite"  # run_tasks without a store: this SQLite file beside the records
+
+
+def _output_to_json(out: ItemOutput) -> dict[str, Any]:
+    return {"completions": list(out.completions), "logprobs": list(out.logprobs)}
 
 
 def _output_from_json(record: dict[str, Any]) -> ItemOutput:
@@ -82,7 +90,7 @@ class TaskRunFailure(RuntimeError):
 
 @dataclass
 class TaskJob:
-    """One task of a run: its items, records file and callbacks."""
+    """One task of a run: its items, records file (the JSONL export) and callbacks."""
 
     task: Task
     items: Sequence[Item]
@@ -103,21 +111,35 @@ class RunStats:
 class _TaskRun:
     """The state of one task during a run."""
 
-    def __init__(self, job: TaskJob, model: str) -> None:
+    def __init__(self, job: TaskJob, model: str, store: RunStore) -> None:
         self.job = job
         self.task = job.task
+        self.model = model
+        self.store = store
         check_settings(job.records_path, job.task, model, create=True)
-        self.store = RecordStore(job.records_path)
-        self.output_store = RecordStore(job.records_path.with_suffix(".outputs.jsonl"), required=("item_id",))
-        done = self.store.load()
-        wanted = {it.id for it in job.items}
-        self.resumed = {k: v for k, v in done.items() if k in wanted}
+        self.fingerprint = settings_fingerprint(job.task, model)
+        self.keys = {it.id: (prompt_hash(it), generation_hash(it)) for it in job.items}
+        self.export = RecordStore(job.records_path)
+        self._import_legacy()
+        done = store.load_records(self.fingerprint)
+        self.resumed = {
+            it.id: done[it.id].record
+            for it in job.items
+            if it.id in done and (done[it.id].prompt_hash, done[it.id].settings_hash) == self.keys[it.id]
+        }
         self.fresh: dict[str, dict[str, Any]] = {}
-        self.outputs = {k: _output_from_json(v) for k, v in self.output_store.load().items() if k in wanted}
+        self.outputs = {
+            o.item_id: _output_from_json(o.output)
+            for o in store.load_outputs(model, job.task.name)
+            if self.keys.get(o.item_id) == (o.prompt_hash, o.settings_hash)
+        }
+        # The export holds exactly this run's resumed records (whatever a killed process left there).
+        if self.resumed or job.records_path.exists():
+            self.export.rewrite(self.resumed[it.id] for it in job.items if it.id in self.resumed)
         pending = [it for it in job.items if it.id not in self.resumed]
         self.to_send = [it for it in pending if it.id not in self.outputs]
         self.ready: list[Item] = [it for it in pending if it.id in self.outputs]  # outputs kept, not scored
-        self.unwritten: list[Item] = []  # answered, not yet in the outputs file
+        self.unwritten: list[Item] = []  # answered, not yet in the store
         self.unscored = len(pending)
         self.wake = asyncio.Event()
         self.started = time.perf_counter()
@@ -125,11 +147,38 @@ class _TaskRun:
         # per item being generated: its completions and log-likelihoods so far, and parts missing
         self.partial: dict[str, tuple[list[list[str]], list[LoglikelihoodResult | None], list[int]]] = {}
 
+    def _import_legacy(self) -> None:
+        """Records and outputs of a run directory written before the store (JSONL files, whose
+        settings `check_settings` has just checked) go into the store; records already there win."""
+        path = self.job.records_path
+        if path.exists():
+            records = [
+                StoredRecord(item_id, *self.keys[item_id], record)
+                for item_id, record in self.export.load().items()
+                if item_id in self.keys
+            ]
+            self.store.save_records(self.fingerprint, self.task.name, records, replace=False)
+        legacy_outputs = path.with_suffix(".outputs.jsonl")
+        if legacy_outputs.exists():
+            kept = RecordStore(legacy_outputs, required=("item_id",)).load()
+            self.store.save_outputs(
+                self.model,
+                self.task.name,
+                [
+                    StoredOutput(item_id, *self.keys[item_id], _output_to_json(_output_from_json(record)))
+                    for item_id, record in kept.items()
+                    if item_id in self.keys
+                ],
+            )
+
+    def stored_output(self, item: Item) -> StoredOutput:
+        return StoredOutput(item.id, *self.keys[item.id], _output_to_json(self.outputs[item.id]))
+
     def flush_outputs(self) -> None:
         if not self.unwritten:
             return
         batch, self.unwritten = self.unwritten, []
-        self.output_store.append(_output_to_json(it.id, self.outputs[it.id]) for it in batch)
+        self.store.save_outputs(self.model, self.task.name, [self.stored_output(it) for it in batch])
         self.ready.extend(batch)
         self.wake.set()
 
@@ -143,18 +192,47 @@ async def run_tasks(
     window: int | None = None,
     max_score_batch: int = 512,
     stats: RunStats | None = None,
+    store: RunStore | None = None,
 ) -> list[TaskResult]:
-    """Evaluate every job's items (resuming from its records) through one window over `backend`
-    (default size: its `max_concurrency`); the results in job order. Raises TaskRunFailure."""
+    """Evaluate every job's items (resuming from `store`) through one window over `backend`
+    (default size: its `max_concurrency`); the results in job order. Raises TaskRunFailure.
+    Without a store, each job's is an SQLite file `hyoka.sqlite` beside its records file."""
     await backend.start()
     capacity = backend.capabilities.max_concurrency if window is None else window
     if capacity < 1:
         raise ValueError(f"the in-flight window must hold at least 1 request, got {capacity}")
+    if store is not None:
+        return await _run_tasks(jobs, backend, scorers, model, capacity, max_score_batch, stats, lambda job: store)
+    opened: dict[Path, RunStore] = {}
+
+    def default_store(job: TaskJob) -> RunStore:
+        folder = job.records_path.parent
+        if folder not in opened:
+            opened[folder] = open_store(None, default_path=folder / DEFAULT_STORE_NAME)
+        return opened[folder]
+
+    try:
+        return await _run_tasks(jobs, backend, scorers, model, capacity, max_score_batch, stats, default_store)
+    finally:
+        for s in opened.values():
+            s.close()
+
+
+async def _run_tasks(
+    jobs: Sequence[TaskJob],
+    backend: ModelBackend,
+    scorers: Scorers,
+    model: str,
+    capacity: int,
+    max_score_batch: int,
+    stats: RunStats | None,
+    store_for: Callable[[TaskJob], RunStore],
+) -> list[TaskResult]:
     dispatcher, size = make_dispatcher(backend, capacity)
     slots = Window(size)
     stats = stats if stats is not None else RunStats()
     stats.window = size
-    runs = [_TaskRun(job, model) for job in jobs]
+    runs = [_TaskRun(job, model, store_for(job)) for job in jobs]
     for run in runs:
         if run.job.on_progress and run.resumed:
             run.job.on_progress(len(run.resumed))
@@ -179,7 +257,7 @@ async def run_tasks(
         for run in runs:
             try:
                 run.flush_outputs()
-            except OSError as e:
+            except (OSError, StoreError) as e:
                 fail(run, e)
 
     def item_done(run: _TaskRun, item: Item) -> None:
@@ -241,7 +319,12 @@ async def run_tasks(
                     batch, run.ready = run.ready[:max_score_batch], run.ready[max_score_batch:]
                     scored = await run.task.score(batch, [run.outputs[it.id] for it in batch], scorers)
                     records = [s.record(run.task.name) for s in scored]
-                    run.store.append(records)
+                    run.store.save_records(
+                        run.fingerprint,
+                        run.task.name,
+                        [StoredRecord(r["item_id"], *run.keys[r["item_id"]], r) for r in records],
+                    )
+                    run.export.append(records, sync=False)  # the store holds them already
                     for r in records:
                         run.fresh[r["item_id"]] = r
                     run.unscored -= len(batch)
@@ -319,12 +402,14 @@ async def run_task(
     model: str,
     on_progress: ProgressCallback | None = None,
     window: int | None = None,
+    store: RunStore | None = None,
 ) -> TaskResult:
-    """Evaluate `items` of one task (resuming from `records_path`) and return its aggregate score;
-    errors are raised as they happened (not wrapped)."""
+    """Evaluate `items` of one task (resuming from `store`, default: `hyoka.sqlite` beside
+    `records_path`, the JSONL export) and return its aggregate score; errors are raised as they
+    happened (not wrapped)."""
     job = TaskJob(task, items, records_path, on_progress=on_progress)
     try:
-        (result,) = await run_tasks([job], backend, scorers, model=model, window=window)
+        (result,) = await run_tasks([job], backend, scorers, model=model, window=window, store=store)
     except TaskRunFailure as f:
         raise f.error from None
     return result
@@ -340,7 +425,7 @@ def check_settings(records_path: Path, task: Task, model: str, *, create: bool) 
         if found != fingerprint:
             raise RecordsError(
                 f"{records_path}: written by a run with other settings (model or task definition); "
-                "use another --out directory"
+                "use another --out directory (with --store naming this run's store to reuse its model outputs)"
             )
     elif create:
         records_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,9 @@
-"""One evaluation run, end to end: check every input first (tasks, backend, data, services,
-records), then run the tasks through one in-flight window over the model (`engine.run_tasks`)
-and write the results.
+"""One evaluation run, end to end: check every input first (tasks, backend, data, run store,
+services, records), then run the tasks through one in-flight window over the model
+(`engine.run_tasks`), keeping every item in the run store (`runner/store`; default: the SQLite
+file `<out>/hyoka.sqlite`), and write the results: `records/<task>.jsonl`, `scores.csv` and
+`results.json` are exports. With a `run_id`, the run itself is recorded in the store's runs table
+(running, then succeeded with the results, failed with the error, or cancelled).
 
 Anything a user can get wrong is found before the first model call and raised as
 `EvalInputError` with a one-line message; failures during the run are `EvalRunError`.
@@ -8,7 +11,9 @@ Anything a user can get wrong is found before the first model call and raised as
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +31,8 @@ from hyoka.orchestrator.runner.engine import (
     run_tasks,
 )
 from hyoka.orchestrator.runner.records import RecordsError
-from hyoka.orchestrator.runner.results import write_results_json, write_scores_csv
+from hyoka.orchestrator.runner.results import results_payload, write_results_json, write_scores_csv
+from hyoka.orchestrator.runner.store import RunConflictError, RunStore, StoreError, open_store, redact_url
 from hyoka.orchestrator.services import local
 from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, ServiceUnavailableError
 from hyoka.orchestrator.services.metrics import MetricsClient
@@ -67,6 +73,30 @@ class EvalConfig:
     # The model's tokenizer for tasks that count tokens (MGSM, XL-Sum), where the backend does not
     # hold it (remote servers): `smollm2` or a local transformers/GGUF folder.
     tokenizer: str | None = None
+    # The run store: None = the SQLite file <out>/hyoka.sqlite; sqlite:///PATH; postgresql://USER@HOST:PORT/DB.
+    store: str | None = None
+    # When given, the run is recorded in the store's runs table under this id (created when new).
+    run_id: str | None = None
+    # What identifies the model for resuming and in the store (default: `model`). A server launched
+    # for the run (`--launch`) listens on another port each time: its key names image and model.
+    model_key: str | None = None
+
+    @property
+    def model_identity(self) -> str:
+        return self.model_key or self.model
+
+
+STORE_FILE = "hyoka.sqlite"  # the default store, in the run directory
+
+
+def run_request(config: EvalConfig) -> dict[str, Any]:
+    """The run's request as recorded in the runs table (JSON; no credentials)."""
+    fields = dataclasses.asdict(config)
+    fields.pop("auth_token")
+    fields.pop("run_id")
+    if fields["store"] is not None:
+        fields["store"] = redact_url(fields["store"])
+    return {k: str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v) for k, v in fields.items()}
 
 
 class Progress(Protocol):
@@ -83,6 +113,8 @@ class EvalOutcome:
     results_json: Path | None = None
     # service -> the target used, with " (local)" when this run started the server itself
     services: dict[str, str] = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)  # results.json's content (the run's results)
+    store: str = ""  # the run store (its URL without password, or the SQLite file)
 
 
 def records_path(out: Path, task: str) -> Path:
@@ -139,7 +171,7 @@ def _load_tokenizer(spec: str) -> PromptTokenizer:
 def _plan(task: Task, config: EvalConfig, context: BuildContext) -> list[Item]:
     try:
         items = task.items(task.load(config.data_dir), config.limit, context)
-        check_settings(records_path(config.out, task.name), task, config.model, create=False)
+        check_settings(records_path(config.out, task.name), task, config.model_identity, create=False)
     except (TaskDataError, RecordsError, TokenizerRequiredError) as e:
         raise EvalInputError(str(e)) from e
     return items
@@ -216,6 +248,60 @@ async def evaluate(
         if not task.spec.needs_tokenizer or tokenizer is not None:
             planned[task.name] = _plan(task, config, BuildContext(tokenizer))
 
+    try:
+        store = open_store(config.store, default_path=config.out / STORE_FILE)
+    except StoreError as e:
+        raise EvalInputError(str(e)) from e
+    try:
+        if config.run_id is not None:
+            _start_run(store, config)
+        outcome = await _execute(
+            config, tasks, backend, owns_backend, tokenizer_source, tokenizer, planned, store, progress
+        )
+        if config.run_id is not None:
+            store.update_run(config.run_id, state="succeeded", results=outcome.payload)
+        return outcome
+    except BaseException as e:
+        if config.run_id is not None:
+            _record_failure(store, config.run_id, e)
+        if isinstance(e, StoreError):  # the store failed mid-run (a database gone away)
+            raise EvalRunError(str(e)) from e
+        raise
+    finally:
+        store.close()
+
+
+def _start_run(store: RunStore, config: EvalConfig) -> None:
+    """Record the run as running: created when its id is new; one created beforehand (queued by
+    a service, or an earlier interrupted attempt) is taken over whatever its request."""
+    assert config.run_id is not None
+    try:
+        if store.get_run(config.run_id) is None:
+            with contextlib.suppress(RunConflictError):  # created meanwhile by another process
+                store.create_run(config.run_id, run_request(config))
+        store.update_run(config.run_id, state="running")
+    except StoreError as e:
+        raise EvalInputError(str(e)) from e
+
+
+def _record_failure(store: RunStore, run_id: str, error: BaseException) -> None:
+    cancelled = isinstance(error, asyncio.CancelledError | KeyboardInterrupt)
+    message = "cancelled" if cancelled else (str(error) or type(error).__name__)
+    with contextlib.suppress(StoreError):  # the store itself may be what failed
+        store.update_run(run_id, state="cancelled" if cancelled else "failed", error=message)
+
+
+async def _execute(
+    config: EvalConfig,
+    tasks: Sequence[Task],
+    backend: ModelBackend,
+    owns_backend: bool,
+    tokenizer_source: str | None,
+    tokenizer: PromptTokenizer | None,
+    planned: dict[str, list[Item]],
+    store: RunStore,
+    progress: Progress | None = None,
+) -> EvalOutcome:
     need_metrics = any(t.metric.service for t in tasks)
     need_sandbox = any(t.metric.name == PASS_AT_1 for t in tasks)
     async with contextlib.AsyncExitStack() as stack:
@@ -266,7 +352,7 @@ async def evaluate(
             if task.name not in planned:
                 planned[task.name] = _plan(task, config, BuildContext(tokenizer))
 
-        outcome = EvalOutcome(model_id=model_id)
+        outcome = EvalOutcome(model_id=model_id, store=store.url)
         for name, client, given in (("metrics", metrics, config.metrics_url), ("sandbox", sandbox, config.sandbox_url)):
             if client is not None:
                 outcome.services[name] = client.target if given else f"{client.target} (local)"
@@ -288,9 +374,9 @@ async def evaluate(
                 )
             )
         try:
-            outcome.results = await run_tasks(jobs, backend, scorers, model=config.model)
+            outcome.results = await run_tasks(jobs, backend, scorers, model=config.model_identity, store=store)
         except TaskRunFailure as f:
-            if isinstance(f.error, BackendError | ServiceCallError):
+            if isinstance(f.error, BackendError | ServiceCallError | StoreError):
                 raise EvalRunError(str(f)) from f.error
             raise f.error from None
 
@@ -301,12 +387,12 @@ async def evaluate(
         details: dict[str, Any] = {"backend": info.backend, "model": info.model, **info.details}
         if conformance is not None:  # conformance probe (issue 11)
             details["conformance"] = conformance
-        write_results_json(
-            outcome.results_json,
+        outcome.payload = results_payload(
             model_id=model_id,
             model_spec=config.model,
             info=details,
             services=outcome.services,
             results=outcome.results,
         )
+        write_results_json(outcome.results_json, outcome.payload)
         return outcome

@@ -1,5 +1,7 @@
-"""Per-item records as JSON Lines: one line per finished item, flushed as soon as it is scored,
-so an interrupted run resumes from what is on disk without redoing finished items."""
+"""Per-item records as JSON Lines (`<out>/records/<task>.jsonl`): one line per finished item,
+appended as it is scored. The run store (`runner/store`) is what a run resumes from; these files
+are its export, rewritten from the store when a run starts. `load` reads files written before the
+store existed (they are imported into it), and the exports themselves."""
 
 from __future__ import annotations
 
@@ -49,10 +51,24 @@ class RecordStore:
             good_bytes += len(raw) + (0 if raw.endswith(b"\n") else 1)
         return done
 
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
+    def rewrite(self, records: Iterable[dict[str, Any]]) -> None:
+        """Replace the file with `records` (atomically: a reader sees the old or the new file)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+    def append(self, records: Iterable[dict[str, Any]], *, sync: bool = True) -> None:
+        """Append `records`; with `sync`, on disk before returning (an export, whose source of
+        truth is the run store, need not wait for the disk)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())

@@ -29,20 +29,23 @@ def write_scores_csv(path: Path, model_id: str, results: Sequence[TaskResult]) -
         writer.writerow([model_id, *(f"{by_column[c]:.4f}" for c in columns)])
 
 
-def write_results_json(
-    path: Path,
+def results_payload(
     *,
     model_id: str,
     model_spec: str,
     info: dict[str, Any],
     services: dict[str, str],
     results: Sequence[TaskResult],
-) -> None:
-    payload = {
+) -> dict[str, Any]:
+    """`results.json`'s content (also the results of the run in the run store)."""
+    return {
         "model_id": model_id,
         "model_spec": model_spec,
         "backend": info,
         "services": services,
         "tasks": [dataclasses.asdict(r) for r in results],
     }
+
+
+def write_results_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
