@@ -114,3 +114,29 @@ def _call_each_service(ports: dict[str, int], token: str, data_dir: Path) -> Non
         analyze = analysis_pb2.AnalyzeRequest(use_default_scores=True, use_default_budgets=True)
         analysis = analysis_pb2_grpc.AnalysisServiceStub(channel).Analyze(analyze, timeout=TIMEOUT)  # type: ignore[no-untyped-call]
         assert list(analysis.explained_variance_ratio) == pytest.approx([0.6515, 0.1542, 0.0697], abs=5e-5)
+    _call_evaluation_service(ports, token)
+
+
+def _call_evaluation_service(ports: dict[str, int], token: str) -> None:
+    """EvaluationService on the analysis service: bad input named; a run accepted, kept in the run
+    store on the state volume, and failed by the model server that is not there (a log-likelihood
+    task: no metrics service needed, so this does not depend on name resolution between containers,
+    which podman's CNI networks lack without the dnsname plugin)."""
+    from hyoka.v1 import evaluation_pb2, evaluation_pb2_grpc
+
+    with sync_channel(ChannelConfig(f"127.0.0.1:{ports['analysis']}", auth_token=token)) as channel:
+        runs = evaluation_pb2_grpc.EvaluationServiceStub(channel)  # type: ignore[no-untyped-call]
+        bad = evaluation_pb2.StartRunRequest(run_id="compose", model="tgi:http://127.0.0.1:9", tasks=["nope"])
+        with pytest.raises(grpc.RpcError) as raised:
+            runs.StartRun(bad, timeout=TIMEOUT)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "tasks[0]" in (raised.value.details() or "")
+        start = evaluation_pb2.StartRunRequest(
+            run_id="compose", model="openai-completions:http://127.0.0.1:9", tasks=["xwino_en"], limit=1
+        )
+        assert runs.StartRun(start, timeout=TIMEOUT).created
+        events = list(runs.WatchRun(evaluation_pb2.WatchRunRequest(run_id="compose"), timeout=120))
+        final = events[-1].run
+        assert final.state == evaluation_pb2.RUN_STATE_FAILED and "127.0.0.1:9" in final.error, final
+        listed = runs.ListRuns(evaluation_pb2.ListRunsRequest(), timeout=TIMEOUT)
+        assert [r.run_id for r in listed.runs] == ["compose"]

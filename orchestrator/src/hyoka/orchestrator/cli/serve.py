@@ -1,4 +1,5 @@
-"""`hyoka serve`: the orchestrator's gRPC API (AnalysisService) with health and reflection."""
+"""`hyoka serve`: the orchestrator's gRPC API (AnalysisService and EvaluationService) with health
+and reflection."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ _TLS_ENV = {
     "client_ca": "HYOKA_TLS_CLIENT_CA",
     "health_port": "HYOKA_HEALTH_PORT",
 }
+
+
+def default_state_dir() -> Path:
+    """$XDG_STATE_HOME/hyoka, by default ~/.local/state/hyoka (a relative $XDG_STATE_HOME is ignored)."""
+    import os
+
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "hyoka"
 
 
 def serve(
@@ -40,9 +50,64 @@ def serve(
             envvar=_TLS_ENV["health_port"], min=0, max=65535, help="Also serve health alone, in plaintext, here."
         ),
     ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HYOKA_STATE_DIR",
+            help="Where runs write: the default run store (runs.db) and each run's exports in runs/RUN_ID/ "
+            "(default: ~/.local/state/hyoka).",
+            rich_help_panel="Evaluation runs",
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYOKA_STORE",
+            help="Run store: sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+            "(default: STATE_DIR/runs.db).",
+            rich_help_panel="Evaluation runs",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Benchmark data folder (default: $HYOKA_DATA_DIR or the hyoka cache).",
+            rich_help_panel="Evaluation runs",
+        ),
+    ] = None,
+    metrics_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYOKA_METRICS_URL",
+            help="host:port of the metrics service runs use (default: each run starts one locally).",
+            rich_help_panel="Evaluation runs",
+        ),
+    ] = None,
+    sandbox_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYOKA_SANDBOX_URL",
+            help="host:port of the sandbox service runs use (default: each run starts one locally).",
+            rich_help_panel="Evaluation runs",
+        ),
+    ] = None,
+    service_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYOKA_SERVICE_TOKEN",
+            help="Bearer token for --metrics-url and --sandbox-url (default: the --auth-token).",
+            rich_help_panel="Evaluation runs",
+        ),
+    ] = None,
+    max_active_runs: Annotated[
+        int,
+        typer.Option(min=1, help="Runs evaluated at once; later ones wait queued.", rich_help_panel="Evaluation runs"),
+    ] = 2,
 ) -> None:
-    """Serve hyoka.v1.AnalysisService over gRPC until SIGINT/SIGTERM. With --tls-cert/--tls-key
-    it serves TLS only; with --tls-client-ca too, mutual TLS (clients need a certificate)."""
+    """Serve hyoka.v1.AnalysisService and hyoka.v1.EvaluationService over gRPC until SIGINT/SIGTERM.
+    With --tls-cert/--tls-key it serves TLS only; with --tls-client-ca too, mutual TLS (clients
+    need a certificate). Evaluation runs are kept in the run store (--store) and their exports in
+    --state-dir; runs that were unfinished when the server stopped resume when it starts again."""
     import asyncio
     import logging
 
@@ -50,6 +115,10 @@ def serve(
 
     matplotlib.use("Agg")
     from hyoka.orchestrator.analysis.servicer import registration
+    from hyoka.orchestrator.evaluation import RunManager, RunSettings, open_run_store
+    from hyoka.orchestrator.evaluation import servicer as evaluation
+    from hyoka.orchestrator.runner.store import StoreError
+    from hyoka.orchestrator.tasks.datadir import resolve_data_dir
     from hyoka.rpc import RunningServer, ServerConfig, ServerTLS, TLSConfigError, serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,7 +143,43 @@ def serve(
         health = f"; plaintext health on port {running.health_port}" if running.health_port is not None else ""
         typer.echo(f"hyoka serve: listening on {host}:{running.port} ({', '.join(running.services)}){health}")
 
-    asyncio.run(serve_forever(config, [registration()], on_started=started))
+    settings = RunSettings(
+        state_dir=(state_dir or default_state_dir()).expanduser().absolute(),
+        data_dir=resolve_data_dir(data_dir),
+        store_url=store or None,
+        metrics_url=metrics_url or None,
+        sandbox_url=sandbox_url or None,
+        auth_token=service_token or auth_token or None,
+        max_active_runs=max_active_runs,
+    )
+    run_store = None
+    try:
+        run_store = open_run_store(settings)
+    except StoreError as error:
+        if state_dir is not None or store:  # asked for: a bad URL or an unreachable database
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        # The default state directory is not writable (a read-only container without --state-dir):
+        # AnalysisService still serves.
+        typer.echo(f"warning: EvaluationService not served: {error} (set --state-dir or --store)", err=True)
+
+    async def main() -> None:
+        if run_store is None:
+            await serve_forever(config, [registration()], on_started=started)
+            return
+        manager = RunManager(run_store, settings)
+        try:
+            await manager.resume_unfinished()
+            services = [registration(), evaluation.registration(manager)]
+            await serve_forever(config, services, on_started=started)
+        finally:
+            await manager.close()  # unfinished runs go back to queued, resumed by the next server
+
+    try:
+        asyncio.run(main())
+    finally:
+        if run_store is not None:
+            run_store.close()
 
 
 def register(app: typer.Typer) -> None:
