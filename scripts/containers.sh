@@ -3,7 +3,8 @@
 # (see "Containers and Kubernetes on machines without Docker" in DESIGN.md). Needs root.
 #   scripts/containers.sh setup          install podman, runc, debootstrap; configure podman
 #   scripts/containers.sh base [--force] setup, then the local base image (debootstrap bookworm)
-#   scripts/containers.sh build [metrics|sandbox|orchestrator|all]   (default: all)
+#   scripts/containers.sh build [metrics|sandbox|orchestrator|model-llamacpp-cpu|all]
+#                                        (default: all = the three services)
 #                                        setup, base if missing, then podman build each image
 # Idempotent: packages, settings and the base image are only made when missing; builds reuse
 # podman's layer cache. Prints how long each step took.
@@ -23,6 +24,9 @@ declare -A CONTAINERFILES=(
   [metrics]=services/metrics/Containerfile
   [sandbox]=sandbox/Containerfile
   [orchestrator]=orchestrator/Containerfile
+  # The CPU model server (`hyoka eval --launch llamacpp-cpu`): not in `all`, its first build
+  # compiles llama.cpp (about 5 minutes).
+  [model-llamacpp-cpu]=services/models/llamacpp-cpu.Containerfile
 )
 
 log() { printf 'containers: %s\n' "$*" >&2; }
@@ -154,7 +158,7 @@ build() {
     names=(metrics sandbox orchestrator)
   fi
   for name in "${names[@]}"; do
-    [ -n "${CONTAINERFILES[$name]:-}" ] || die "unknown image '$name' (metrics, sandbox, orchestrator, all)"
+    [ -n "${CONTAINERFILES[$name]:-}" ] || die "unknown image '$name' (metrics, sandbox, orchestrator, model-llamacpp-cpu, all)"
   done
   base
   for name in "${names[@]}"; do
@@ -183,7 +187,7 @@ case "$command" in
     timed "total" build "$@"
     ;;
   *)
-    echo "usage: scripts/containers.sh [setup | base [--force] | build [metrics|sandbox|orchestrator|all]]" >&2
+    echo "usage: scripts/containers.sh [setup | base [--force] | build [metrics|sandbox|orchestrator|model-llamacpp-cpu|all]]" >&2
     exit 2
     ;;
 esac

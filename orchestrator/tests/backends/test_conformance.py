@@ -45,6 +45,7 @@ async def test_passes_against_the_protocol_servers(kind: str, tiny_lm: LocalMode
     checks = _by_name(report)
     assert checks == {
         "greedy_deterministic": True,
+        "greedy_argmax": True,
         "stop_sequence": True,
         "logprob_alignment": True,
         "first_token_unscored": True,
@@ -102,6 +103,16 @@ async def test_ignored_stop_sequences_fail_every_task(kind: str, tiny_lm: LocalM
     message = report.error(loglikelihood=False)
     assert message is not None and " not honoured: without it the server generated " in message
     assert message.endswith("(probe 'stop_sequence'); no task can run on this server")
+
+
+async def test_a_greedy_that_is_not_argmax_fails_every_task(kind: str, tiny_lm: LocalModel) -> None:
+    report = await _probe(kind, tiny_lm, "not_argmax")
+    checks = _by_name(report)
+    assert checks["greedy_argmax"] is False and checks["greedy_deterministic"] is True
+    message = report.error(loglikelihood=False)
+    assert message is not None and "greedy generation is not argmax: at token 0 of " in message
+    assert "over '<more likely>'" in message and "pass repeat_penalty=1.0" in message
+    assert message.endswith("(probe 'greedy_argmax'); no task can run on this server")
 
 
 async def test_replicas_are_each_probed(tiny_lm: LocalModel) -> None:

@@ -122,3 +122,37 @@ def test_unreachable_metrics_server(tmp_path: Path, script: Path, data_dir: Path
 def test_bad_limit(tmp_path: Path, script: Path) -> None:
     line = _error_line(invoke("--model", f"scripted:{script}", "--tasks", "niilc", "--out", tmp_path, "--limit", "0"))
     assert "--limit" in line
+
+
+def test_bad_or_unreachable_store(tmp_path: Path, script: Path, data_dir: Path) -> None:
+    args = ("--model", f"scripted:{script}", "--tasks", "jcommonsenseqa", "--data-dir", data_dir, "--limit", "1")
+    line = _error_line(invoke(*args, "--out", tmp_path / "a", "--store", "mysql://u@h/db"))
+    assert "unsupported run store URL mysql://u@h/db" in line and "postgresql://" in line
+    port = free_port()  # nothing listens there
+    url = f"postgresql://hyoka:s3cret@127.0.0.1:{port}/runs"
+    line = _error_line(invoke(*args, "--out", tmp_path / "b", "--store", url))
+    assert f"postgresql://hyoka:***@127.0.0.1:{port}/runs" in line and "s3cret" not in line
+    assert not (tmp_path / "b" / "records").exists()
+
+
+def test_store_option_keeps_items_and_the_run(tmp_path: Path, script: Path, data_dir: Path, store_url: str) -> None:
+    from hyoka.orchestrator.runner.store import open_store
+
+    out = tmp_path / "run"
+    args = ("--model", f"scripted:{script}", "--tasks", "jcommonsenseqa", "--limit", "4", "--data-dir", data_dir)
+    result = invoke(*args, "--out", out, "--store", store_url, "--run-id", "cli-run")
+    assert result.exit_code == 0, result.output
+    assert (
+        not (out / "hyoka.sqlite").exists()
+        and len((out / "records/jcommonsenseqa.jsonl").read_text().splitlines()) == 4
+    )
+    with open_store(store_url, default_path=tmp_path / "unused.sqlite") as store:
+        run = store.get_run("cli-run")
+        assert run is not None and run.state == "succeeded" and run.results is not None
+        assert run.results["tasks"][0]["num_items"] == 4
+    # Without --store and --run-id: OUT/hyoka.sqlite, the run named HOST:OUT.
+    default = invoke(*args, "--out", tmp_path / "default")
+    assert default.exit_code == 0, default.output
+    with open_store(None, default_path=tmp_path / "default" / "hyoka.sqlite") as store:
+        (run,) = store.list_runs()
+        assert run.run_id.endswith(f":{tmp_path / 'default'}") and run.state == "succeeded"

@@ -6,6 +6,10 @@ prompt log-probabilities shifted by one position, and a multiple-choice task the
 each with its name, whether it passed (None: skipped), what was sent and what came back:
 
 - `greedy_deterministic`: two identical greedy requests (8 new tokens) give identical text.
+- `greedy_argmax`: greedy means argmax: each token of a greedy generation has the highest
+  log-probability among the server's own top alternatives at its position. A server that applies
+  a penalty by default (llama.cpp's `repeat_penalty` is 1.1) picks other tokens than hf-local would.
+  Skipped where the server returns no top log-probabilities.
 - `stop_sequence`: a stop sequence taken from the greedy text ends the generation there; a server
   that ignores it returns the whole greedy text (checked on the server's raw text where the
   backend exposes it, `probe_generate`; backends cut at stop sequences on the client as well).
@@ -28,6 +32,7 @@ message for a failed check: a failed log-probability check stops log-likelihood 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,7 +45,10 @@ from hyoka.orchestrator.backends.base import BackendError, GenerationRequest, Lo
 #: of a nat); a one-position shift moves a value by whole nats as a rule.
 LOGPROB_TOLERANCE = 0.05
 
-GENERATION_CHECKS = ("greedy_deterministic", "stop_sequence")
+GENERATION_CHECKS = ("greedy_deterministic", "greedy_argmax", "stop_sequence")
+#: How far below the best alternative a greedy token's log-probability may be (rounding only: the
+#: values come from one distribution in one reply).
+ARGMAX_TOLERANCE = 1e-4
 LOGPROB_CHECKS = ("logprob_alignment", "first_token_unscored", "prompt_logprobs_present", "tokenisation_length")
 
 #: Prompts tried in turn for the alignment check, until one whose greedy token is a whole token.
@@ -61,6 +69,7 @@ class RawGeneration:
     text: str
     token_logprobs: list[float | None]  # of the generated tokens, in order
     sent: dict[str, Any] = field(default_factory=dict)
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)  # per token: the best alternatives
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,8 @@ class ConformanceReport:
         return {
             "backend": self.backend,
             "ok": self.ok,
+            "generation_ok": self.generation_ok,
+            "logprobs_ok": self.logprobs_ok,
             "logprob_tolerance": self.tolerance,
             "checks": [asdict(c) for c in self.checks],
         }
@@ -161,14 +172,39 @@ async def _check_greedy(backend: ModelBackend) -> tuple[ConformanceCheck, RawGen
     prompt = PROBE_PROMPTS[0]
     sent = {"context": prompt, "max_new_tokens": GREEDY_TOKENS, "greedy": True}
     try:
-        a = await _generate(backend, prompt, GREEDY_TOKENS, ())
-        b = await _generate(backend, prompt, GREEDY_TOKENS, ())
+        a, b = await asyncio.gather(
+            _generate(backend, prompt, GREEDY_TOKENS, ()), _generate(backend, prompt, GREEDY_TOKENS, ())
+        )
     except BackendError as e:
         return ConformanceCheck("greedy_deterministic", False, f"greedy generation failed: {e}", sent), None
     if a.text != b.text:
         msg = f"greedy generation is not deterministic: two identical requests gave {a.text!r} and {b.text!r}"
         return ConformanceCheck("greedy_deterministic", False, msg, sent, [a.text, b.text]), None
     return ConformanceCheck("greedy_deterministic", True, "", sent, a.text), a
+
+
+async def _check_argmax(backend: ModelBackend) -> ConformanceCheck:
+    name = "greedy_argmax"
+    prompt = PROBE_PROMPTS[0]
+    sent = {"context": prompt, "max_new_tokens": GREEDY_TOKENS, "greedy": True, "logprobs": True}
+    try:
+        gen = await _generate(backend, prompt, GREEDY_TOKENS, (), logprobs=True)
+    except BackendError as e:  # a generation-only server may refuse log-probabilities
+        return ConformanceCheck(name, None, f"skipped: no log-probabilities with the generation ({e})", sent)
+    if not gen.top_logprobs or len(gen.top_logprobs) != len(gen.token_logprobs):
+        return ConformanceCheck(name, None, "skipped: the server returns no top log-probabilities", sent)
+    for i, (chosen, top) in enumerate(zip(gen.token_logprobs, gen.top_logprobs, strict=True)):
+        if chosen is None or not top:
+            continue
+        best_token, best = max(top.items(), key=lambda kv: kv[1])
+        if chosen < best - ARGMAX_TOLERANCE:
+            msg = (
+                f"greedy generation is not argmax: at token {i} of {gen.text!r} the server chose a token with "
+                f"log-probability {_fmt(chosen)} over {best_token!r} ({_fmt(best)}); it applies a penalty "
+                "or sampling setting by default (llama.cpp servers: pass repeat_penalty=1.0)"
+            )
+            return ConformanceCheck(name, False, msg, sent, {"text": gen.text, "top_logprobs": gen.top_logprobs})
+    return ConformanceCheck(name, True, "", sent, gen.text)
 
 
 def _pick_stop(text: str) -> tuple[str, int] | None:
@@ -309,15 +345,18 @@ async def probe(
                 report.checks.append(c)
         return report
     report = ConformanceReport(label, tolerance=tolerance)
-    greedy_check, greedy = await _check_greedy(backend)
-    report.checks.append(greedy_check)
-    report.checks.append(await _check_stop(backend, greedy))
-    if backend.capabilities.prompt_logprobs:
-        report.checks += await _alignment(backend, tolerance)
-    else:
-        report.checks += [
-            ConformanceCheck(n, None, "skipped: the backend cannot score prompts") for n in LOGPROB_CHECKS
-        ]
+
+    async def logprob_checks() -> list[ConformanceCheck]:
+        if backend.capabilities.prompt_logprobs:
+            return await _alignment(backend, tolerance)
+        return [ConformanceCheck(n, None, "skipped: the backend cannot score prompts") for n in LOGPROB_CHECKS]
+
+    # Independent checks go out together (the probe delays the run's first item); the stop check
+    # needs the greedy text.
+    (greedy_check, greedy), argmax_check, logprob = await asyncio.gather(
+        _check_greedy(backend), _check_argmax(backend), logprob_checks()
+    )
+    report.checks += [greedy_check, argmax_check, await _check_stop(backend, greedy), *logprob]
     names = {c.name for c in report.checks}
     report.checks += [ConformanceCheck(n, None, "skipped") for n in LOGPROB_CHECKS if n not in names]
     return report

@@ -56,6 +56,9 @@ class OpenAIConfig(HttpConfig):
     tokenizer: str | None = None  # local tokenizer (folder, .gguf, or `smollm2`): send token ids
     add_bos_token: bool = False  # with `tokenizer`: lm-eval's default for causal LMs
     max_stop_sequences: int | None = None  # OpenAI's own API takes 4; vLLM/SGLang no limit
+    # Sent with every generation when set: llama.cpp's servers penalise repeats by default (1.1),
+    # so their "greedy" is not argmax; 1.0 turns that off (the conformance probe's greedy_argmax).
+    repeat_penalty: float | None = None
 
 
 class _Tokenizer:
@@ -141,7 +144,7 @@ class _OpenAIBase(HttpBackend):
         return list(stop if limit is None else stop[:limit])
 
     def _sampling(self, r: GenerationRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {"max_tokens": r.max_new_tokens, "temperature": r.temperature}
+        params: dict[str, Any] = {"max_tokens": r.max_new_tokens, "temperature": r.temperature, **self._penalty()}
         if not r.greedy:
             params["top_p"] = r.top_p
             if r.seed is not None:
@@ -149,6 +152,10 @@ class _OpenAIBase(HttpBackend):
         if r.stop:
             params["stop"] = self._stops(r.stop)
         return params
+
+    def _penalty(self) -> dict[str, Any]:
+        penalty = self.openai_config.repeat_penalty
+        return {} if penalty is None else {"repeat_penalty": penalty}
 
     @staticmethod
     def _choices(reply: Any, expected: int, where: str) -> list[dict[str, Any]]:
@@ -308,15 +315,23 @@ class OpenAICompletionsBackend(_OpenAIBase):
             "prompt": self._prompt(context),
             "max_tokens": max_new_tokens,
             "temperature": 0,
+            **self._penalty(),
         }
         if logprobs:
-            payload["logprobs"] = 1
+            payload["logprobs"] = 2  # the chosen token's and the best alternatives' (greedy_argmax)
         if stop:
             payload["stop"] = self._stops(stop)
         where = self._where("/v1/completions")
         (choice,) = self._choices(await self.request_json("POST", "/v1/completions", payload), 1, where)
-        lps = (choice.get("logprobs") or {}).get("token_logprobs") or []
-        return RawGeneration(str(choice.get("text") or ""), [None if x is None else float(x) for x in lps], payload)
+        logprobs_reply = choice.get("logprobs") or {}
+        lps = logprobs_reply.get("token_logprobs") or []
+        tops = [
+            {str(k): float(v) for k, v in top.items()} if isinstance(top, dict) else {}
+            for top in logprobs_reply.get("top_logprobs") or []
+        ]
+        return RawGeneration(
+            str(choice.get("text") or ""), [None if x is None else float(x) for x in lps], payload, tops
+        )
 
     async def probe_prompt(self, text: str) -> RawPromptScores:
         """The echoed prompt's log-probabilities (one new token, dropped) and the prompt's token

@@ -230,12 +230,25 @@ class TGIBackend(HttpBackend):
         generated tokens' log-probabilities when asked (`details`)."""
         await self.start()
         params: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "details": logprobs}
+        if logprobs:
+            params["top_n_tokens"] = 2  # the best alternatives at each position (greedy_argmax)
         if stop:
             params["stop"] = list(stop)
         reply = await self._generate_raw(context, params)
-        tokens = [t for t in reply.get("details", {}).get("tokens") or [] if not t.get("special")]
+        details = reply.get("details", {})
+        kept = [i for i, t in enumerate(details.get("tokens") or []) if not t.get("special")]
+        tokens = [details["tokens"][i] for i in kept]
         lps = [None if t.get("logprob") is None else float(t["logprob"]) for t in tokens]
-        return RawGeneration(str(reply["generated_text"]), lps, {"inputs": context, "parameters": params})
+        top_tokens = details.get("top_tokens") or []
+        tops = (
+            [
+                {str(t.get("text", "")): float(t["logprob"]) for t in top_tokens[i] if t.get("logprob") is not None}
+                for i in kept
+            ]
+            if len(top_tokens) == len(details.get("tokens") or [])
+            else []
+        )
+        return RawGeneration(str(reply["generated_text"]), lps, {"inputs": context, "parameters": params}, tops)
 
     async def probe_prompt(self, text: str) -> RawPromptScores:
         """`/generate`'s prefill log-probabilities of `text` and `/tokenize`'s token count."""

@@ -6,7 +6,11 @@
 Without --metrics-url / --sandbox-url the metrics and sandbox servers are started here as local
 subprocesses on free ports and stopped at the end. Bad input (unknown task or backend, unreachable
 server, a log-likelihood task on a generation-only backend, missing data files) is one error line
-and exit code 2, before any work starts. Rerunning with the same --out resumes an interrupted run.
+and exit code 2, before any work starts. Rerunning with the same --out resumes an interrupted run:
+every item is kept in the run store (default: the SQLite file OUT/hyoka.sqlite; `--store
+postgresql://USER@HOST:PORT/DB` for state shared by several machines), which also records the run
+itself (its id: `--run-id`, default HOST:OUT). The records, results.json and scores.csv in --out
+are exports of the store.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ def register(app: typer.Typer) -> None:
 
 
 def eval_command(
-    model: Annotated[
-        str, typer.Option(help="BACKEND[:TARGET][,KEY=VALUE...], e.g. hf-local:smollm2 or tgi:http://host:8080")
-    ],
     out: Annotated[Path, typer.Option(help="run directory (records, results.json, scores.csv); reused to resume")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="BACKEND[:TARGET][,KEY=VALUE...], e.g. hf-local:smollm2 or tgi:http://host:8080; with --launch "
+            "only BACKEND[,KEY=VALUE...] (default: the preset's)"
+        ),
+    ] = None,
     tasks: Annotated[
         str | None, typer.Option(help="comma-separated task names, e.g. niilc,jcommonsenseqa,xwino_en")
     ] = None,
@@ -56,12 +64,63 @@ def eval_command(
             "(mgsm_ja, xlsum_ja) when the backend is a remote server"
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="run store keeping every item's output and score, so a killed run resumes and a changed metric "
+            "re-scores without asking the model again: sqlite:///PATH (sqlite:////abs/path), a file path, or "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB to share state between machines "
+            "(default: OUT/hyoka.sqlite)"
+        ),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="the run's id in the run store's runs table (default: HOST:OUT)")
+    ] = None,
+    launch: Annotated[
+        str | None,
+        typer.Option(
+            help="start the model server in a container for this run and remove it after: a preset "
+            "(llamacpp-cpu, tgi, vllm) or an image of one of their servers; needs Docker or podman's Docker API "
+            "(DOCKER_HOST)",
+            rich_help_panel="Model server container",
+        ),
+    ] = None,
+    launch_model: Annotated[
+        str | None,
+        typer.Option(
+            help="the model the launched server loads: a local .gguf file or model folder (mounted read-only) or, "
+            "for tgi/vllm, a hub id (default: SmolLM2 for llamacpp-cpu, HuggingFaceTB/SmolLM2-135M otherwise)",
+            rich_help_panel="Model server container",
+        ),
+    ] = None,
+    launch_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="seconds to wait for the server's health (default: 120 for llamacpp-cpu, 600 for tgi/vllm)",
+            rich_help_panel="Model server container",
+        ),
+    ] = None,
+    launch_pull: Annotated[
+        str,
+        typer.Option(
+            help="pull the image: missing (only when absent), always, never", rich_help_panel="Model server container"
+        ),
+    ] = "missing",
+    launch_gpus: Annotated[
+        bool | None,
+        typer.Option(
+            "--launch-gpus/--launch-no-gpus",
+            help="request every GPU for the container (default: yes for tgi/vllm, no for llamacpp-cpu)",
+            rich_help_panel="Model server container",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model on benchmarks of the paper (per-item records, results table, scores.csv)."""
     # Heavy imports here, so `hyoka --help` stays fast.
     from rich.console import Console
 
     from hyoka.orchestrator.cli._eval_view import RichProgress, results_table
+    from hyoka.orchestrator.cli._launch import LaunchOptions, model_for_run
     from hyoka.orchestrator.runner.evaluation import EvalConfig, EvalInputError, EvalRunError, evaluate
     from hyoka.orchestrator.tasks.datadir import resolve_data_dir
 
@@ -71,32 +130,46 @@ def eval_command(
     except ValueError as e:
         err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    config = EvalConfig(
-        model=model,
-        tasks=task_names,
-        out=out,
-        data_dir=resolve_data_dir(data_dir),
-        limit=limit,
-        metrics_url=metrics_url,
-        sandbox_url=sandbox_url,
-        auth_token=auth_token,
-        model_id=model_id,
-        tokenizer=tokenizer,
-    )
+    launch_options = LaunchOptions(launch, launch_model, launch_timeout, launch_pull, launch_gpus, docker_host=None)
     console = Console()
-    try:
-        with RichProgress(console) as progress:
-            outcome = asyncio.run(evaluate(config, progress=progress))
-    except EvalInputError as e:
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except EvalRunError as e:
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    with model_for_run(model, launch_options, err) as (model_spec, model_key):
+        config = EvalConfig(
+            model=model_spec,
+            tasks=task_names,
+            out=out,
+            data_dir=resolve_data_dir(data_dir),
+            limit=limit,
+            metrics_url=metrics_url,
+            sandbox_url=sandbox_url,
+            auth_token=auth_token,
+            model_id=model_id,
+            tokenizer=tokenizer,
+            store=store,
+            run_id=run_id or default_run_id(out),
+            model_key=model_key,
+        )
+        try:
+            with RichProgress(console) as progress:
+                outcome = asyncio.run(evaluate(config, progress=progress))
+        except EvalInputError as e:
+            err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except EvalRunError as e:
+            err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     console.print(results_table(outcome.model_id, outcome.results))
     console.print(
-        f"scores: {outcome.scores_csv}  results: {outcome.results_json}  records: {out / 'records'}", soft_wrap=True
+        f"scores: {outcome.scores_csv}  results: {outcome.results_json}  records: {out / 'records'}  "
+        f"store: {outcome.store}",
+        soft_wrap=True,
     )
+
+
+def default_run_id(out: Path) -> str:
+    """HOST:OUT (the absolute run directory): the same run directory is the same run."""
+    import socket
+
+    return f"{socket.gethostname()}:{out.expanduser().absolute()}"
 
 
 def select_tasks(tasks: str | None, suite: str | None) -> tuple[str, ...]:

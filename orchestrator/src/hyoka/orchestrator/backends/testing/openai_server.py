@@ -20,7 +20,9 @@ Text prompts are tokenised with special tokens (as vLLM does); token-id prompts 
 `fault=` makes it misbehave as real servers have, for the conformance probe's tests:
 `"shift_logprobs"` reports each echoed token's value from the next position, as llama-cpp-python
 0.3.36 does (the value for token i is the log-probability of token i+1); `"drop_logprobs"` echoes
-null for every prompt token; `"ignore_stop"` generates as if no stop sequence were given.
+null for every prompt token; `"ignore_stop"` generates as if no stop sequence were given;
+`"not_argmax"` reports, for the first generated token, an alternative more likely than the chosen one
+(what a server that penalises repeats by default, as llama.cpp's do, returns).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any, Literal
 from hyoka.orchestrator.backends.hf_local import Generated, LocalModel, PromptToken
 from hyoka.orchestrator.backends.testing._server import JsonHttpServer, Reply
 
-Fault = Literal["shift_logprobs", "drop_logprobs", "ignore_stop"]
+Fault = Literal["shift_logprobs", "drop_logprobs", "ignore_stop", "not_argmax"]
 
 
 def _error(message: str, status: int = 400, kind: str = "BadRequestError") -> Reply:
@@ -168,6 +170,8 @@ class OpenAIServer(JsonHttpServer):
             else:
                 top = {self.lm.decode([tid]): lp for tid, lp in pt.top[:k]}
                 top[self.lm.decode([pt.id])] = pt.logprob
+                if self.fault == "not_argmax" and j == len(ids):
+                    top["<more likely>"] = pt.logprob + 1.0
                 out["top_logprobs"].append(top)
             out["text_offset"].append(offsets[j] - (0 if echo else offsets[len(ids)]))
         return out

@@ -18,9 +18,11 @@ Implements what the `tgi` backend relies on, as text-generation-inference 3.x's 
 
 `fault=` makes it misbehave, for the conformance probe's tests: `"shift_logprobs"` gives each
 prefill token the value of the next position (the last one the first generated token's),
-`"drop_logprobs"` null for every prefill token, `"ignore_stop"` ignores `stop`.
+`"drop_logprobs"` null for every prefill token, `"ignore_stop"` ignores `stop`, `"not_argmax"`
+reports, for the first generated token, an alternative more likely than the chosen one.
+`top_n_tokens` (with `details`) gives `details.top_tokens`: per generated token, the n best.
 
-Not implemented (not used by hyoka): streaming, best_of, grammar, top_n_tokens, watermark, the
+Not implemented (not used by hyoka): streaming, best_of, grammar, watermark, the
 OpenAI routes, top_k and typical_p sampling (answered with 422 rather than ignored).
 """
 
@@ -185,7 +187,8 @@ class TGIServer(JsonHttpServer):
         text_ids = gen.token_ids[:-1] if gen.finish_reason == "eos_token" else gen.token_ids
         reply: dict[str, Any] = {"generated_text": self.lm.decode(text_ids)}
         if p.get("details"):
-            scored = self.lm.prompt_logprobs(ids + gen.token_ids)
+            top_n = int(p.get("top_n_tokens") or 0)
+            scored = self.lm.prompt_logprobs(ids + gen.token_ids, top_k=max(top_n, 1))
             special = set(self.lm.tokenizer.all_special_ids)
             prefill = []
             if p.get("decoder_input_details") and self.enable_prefill_logprobs:
@@ -214,4 +217,18 @@ class TGIServer(JsonHttpServer):
                     for t in scored[len(ids) :]
                 ],
             }
+            if top_n:
+                top_tokens = [
+                    [
+                        {"id": tid, "text": self.lm.tokenizer.decode([tid]), "logprob": lp, "special": tid in special}
+                        for tid, lp in t.top[:top_n]
+                    ]
+                    for t in scored[len(ids) :]
+                ]
+                if self.fault == "not_argmax" and top_tokens:
+                    best = scored[len(ids)].logprob or 0.0
+                    top_tokens[0].insert(
+                        0, {"id": -1, "text": "<more likely>", "logprob": best + 1.0, "special": False}
+                    )
+                reply["details"]["top_tokens"] = top_tokens
         return Reply(200, reply)
