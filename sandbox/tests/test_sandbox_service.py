@@ -3,6 +3,7 @@ and the refusal to start without isolation."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -186,7 +187,79 @@ def test_bad_check_completions_input_names_the_field(stub) -> None:  # type: ign
     )
 
 
+def test_the_runner_is_a_read_only_file_not_a_command_line(service) -> None:  # type: ignore[no-untyped-def]
+    """The in-sandbox runner (inside.py) is bind-mounted read-only and run as a script: no
+    process's command line carries its source."""
+    runners = service.processes_with("/opt/hyoka-runner/inside.py")
+    assert runners, "no zygote runs the mounted runner"
+    for pid in runners:
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert len(cmdline) < 4096 and b"def main" not in cmdline, cmdline[:200]
+    program = (
+        "import os\nprint(open('/opt/hyoka-runner/inside.py').read().count('def main'))\n"
+        "try:\n    open('/opt/hyoka-runner/inside.py', 'a')\nexcept OSError as e:\n    print(e.errno)\n"
+    )
+    result = service.execute(program)
+    assert result.status == pb.EXECUTION_STATUS_PASSED, (result.detail, result.stderr)
+    found, errno = result.stdout.split()
+    assert found == b"1" and errno in (b"13", b"30")  # readable; not writable (EACCES or EROFS)
+
+
 # --------------------------------------------------------------------------- transport
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
+
+
+def test_the_token_is_not_in_the_services_initial_environment(service) -> None:  # type: ignore[no-untyped-def]
+    """os.environ.pop would leave it in /proc/PID/environ (the environment the process started
+    with): the service re-executes itself without it, and auth still works."""
+    raw = Path(f"/proc/{service.proc.pid}/environ").read_bytes()
+    assert service.token.encode() not in raw
+    environ = _environ(service.proc.pid)
+    assert "HYOKA_SANDBOX_TOKEN" not in environ
+    assert environ.get("HYOKA_CANARY", "").startswith("HYOKA_TEST_SERVICE_SECRET")  # the rest is kept
+    with service.channel(token="") as channel, pytest.raises(grpc.RpcError) as info:
+        sandbox_pb2_grpc.SandboxServiceStub(channel).GetSandboxInfo(pb.GetSandboxInfoRequest(), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    reply = service.stub().Execute(pb.ExecuteRequest(program=b"print('ok')"), timeout=30)
+    assert reply.result.status == pb.EXECUTION_STATUS_PASSED and reply.result.stdout == b"ok\n"
+
+
+def test_the_token_can_come_from_a_file(service_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    token_file = tmp_path / "token"
+    token_file.write_text("from-the-file-" + "x" * 16 + "\n")
+    svc = service_factory("--auth-token-file", str(token_file), "--workers", "1")
+    raw = Path(f"/proc/{svc.proc.pid}/environ").read_bytes()
+    assert b"from-the-file-" not in raw and svc.token.encode() not in raw
+    with svc.channel(token=svc.token) as channel, pytest.raises(grpc.RpcError) as info:  # the env's: the file wins
+        sandbox_pb2_grpc.SandboxServiceStub(channel).GetSandboxInfo(pb.GetSandboxInfoRequest(), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with svc.channel(token="from-the-file-" + "x" * 16) as channel:
+        reply = sandbox_pb2_grpc.SandboxServiceStub(channel).Execute(pb.ExecuteRequest(program=b"pass"), timeout=30)
+    assert reply.result.status == pb.EXECUTION_STATUS_PASSED
+
+
+def test_a_reply_with_16_mib_on_each_stream_reaches_hyokas_client(service) -> None:  # type: ignore[no-untyped-def]
+    """max_output_bytes may be 16 MiB, so an ExecuteResponse can be about 33 MB: beyond a default
+    gRPC client's 4 MiB, within hyoka's clients' receive limit (ChannelConfig)."""
+    program = (
+        b"import sys\nblock = b'x' * (16 * 1024 * 1024)\n"
+        b"sys.stdout.buffer.write(block)\nsys.stdout.flush()\nsys.stderr.buffer.write(block)\nsys.stderr.flush()\n"
+    )
+    limits = pb.ResourceLimits(max_output_bytes=16 * MIB, memory_bytes=512 * MIB, wall_time_ms=30_000)
+    with service.channel() as channel:
+        reply = sandbox_pb2_grpc.SandboxServiceStub(channel).Execute(
+            pb.ExecuteRequest(program=program, limits=limits), timeout=60
+        )
+    result = reply.result
+    assert result.status == pb.EXECUTION_STATUS_PASSED, (result.status, result.detail)
+    assert len(result.stdout) == len(result.stderr) == 16 * MIB
+    assert not result.stdout_truncated and not result.stderr_truncated
+    assert reply.ByteSize() > 32 * MIB
+
+
 def test_auth_is_required_but_health_is_open(service) -> None:  # type: ignore[no-untyped-def]
     with service.channel(token="") as channel:
         with pytest.raises(grpc.RpcError) as info:

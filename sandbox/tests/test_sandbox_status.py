@@ -5,6 +5,7 @@ program sends itself end it as they would outside a sandbox."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -103,6 +104,47 @@ def test_oom_kill_then_timeout_is_memory_limit(cgroup_service: Service) -> None:
     result = cgroup_service.execute(program, memory_bytes=256 * MIB, wall_time_ms=3_000)
     assert result.status == pb.EXECUTION_STATUS_MEMORY_LIMIT, (result.status, result.detail)
     assert "OOM" in result.detail and "wall time limit of 3000 ms" in result.detail
+
+
+OOM_CHILD_REPORTED = """
+import os, time
+kids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.2)  # so that the service's watch (every 10 ms) sees it alive, on a busy machine too
+        block = bytearray(160 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(1)
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        print("killed", pid, os.WTERMSIG(status))
+"""
+
+
+def test_oom_detail_names_the_killed_process_and_when(cgroup_service: Service) -> None:
+    """The detail says which process the OOM killer ended (its pid as the program sees it, and
+    its name) and when, in ms since the run started; the program's parent confirms which."""
+    result = cgroup_service.execute(OOM_CHILD_REPORTED, memory_bytes=256 * MIB, wall_time_ms=20_000)
+    assert result.status == pb.EXECUTION_STATUS_MEMORY_LIMIT, (result.status, result.detail, result.stderr[-2000:])
+    killed = [line.split() for line in result.stdout.decode().splitlines() if line.startswith("killed")]
+    assert [signal for _, _, signal in killed] == ["9"], result.stdout
+    pid = killed[0][1]
+    assert re.search(rf"pid {pid} \(python[0-9.]*\) killed \d+ ms after the run started", result.detail), result.detail
+    after_ms = int(re.findall(r"killed (\d+) ms after", result.detail)[0])
+    assert 0 <= after_ms <= result.duration_seconds * 1000 + 50, (after_ms, result.duration_seconds)
+    assert "not the program's own process, which exited with code 0" in result.detail
+
+
+def test_oom_detail_of_sixteen_children_says_when(cgroup_service: Service) -> None:
+    result = cgroup_service.execute(SIXTEEN_CHILDREN, memory_bytes=512 * MIB, wall_time_ms=5_000, max_processes=32)
+    assert result.status == pb.EXECUTION_STATUS_MEMORY_LIMIT, (result.status, result.detail, result.stderr[-2000:])
+    assert re.search(r"pid \d+ \(python[0-9.]*\)", result.detail), result.detail
+    assert re.search(r"killed \d+ ms after the run started", result.detail), result.detail
 
 
 def test_a_run_after_an_oom_kill_passes(cgroup_service: Service) -> None:

@@ -5,11 +5,13 @@ points the OOM killer at sandboxed processes instead (oom_score_adj=1000)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,33 @@ def _own_v2_cgroup() -> Path | None:
 
 
 @dataclass(frozen=True)
+class OomKill:
+    """One rise of the cgroup's OOM-kill count that OomWatch saw during a run."""
+
+    after_ms: int  # since the run started, at the watch's resolution (POLL_S)
+    kills: int  # how many the count rose by
+    #: (pid in the run's PID namespace, comm) of the processes that ended just then (the
+    #: victims, or when more ended than were killed, the ones among which they are)
+    processes: tuple[tuple[int, str], ...] = ()
+
+    def describe(self) -> str:
+        names = [f"pid {pid} ({comm})" for pid, comm in self.processes]
+        if not names:
+            who = "a process the service could not name (it ended between two looks)"
+        elif len(names) <= self.kills:
+            who = ", ".join(names)
+        else:
+            who = f"{'one' if self.kills == 1 else self.kills} of " + ", ".join(names)
+        return f"{who} killed {self.after_ms} ms after the run started"
+
+
+@dataclass(frozen=True)
 class MemoryUsage:
     """What a run's memory cgroup saw during the run."""
 
     limit_hit: bool = False  # the limit was reached (reclaim, or an OOM kill)
     oom_kills: int = 0  # processes the cgroup's OOM killer ended
+    kills_seen: tuple[OomKill, ...] = field(default=())  # which and when, as far as OomWatch saw
 
 
 NO_CGROUP = MemoryUsage()
@@ -137,6 +161,13 @@ class RunCgroup:
         except OSError:
             return []
 
+    def memory_pids(self) -> list[int]:
+        """The processes in the memory cgroup (v1: the pids cgroup may differ while one moves)."""
+        try:
+            return [int(x) for x in (self.memory / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
     def kill_all(self) -> None:
         for pid in self.pids_inside():
             with contextlib.suppress(ProcessLookupError):
@@ -185,3 +216,111 @@ def _field(text: str, name: str) -> int:
         if key == name:
             return int(value)
     return 0
+
+
+#: How often OomWatch looks at a run's cgroup. Filling memory takes time (a process the OOM killer
+#: picks has grown to a large share of the limit), so a victim is nearly always seen alive first.
+POLL_S = 0.01
+SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+
+
+class OomWatch:
+    """Watches a run's memory cgroup while it runs, to say which process the OOM killer ended and
+    when: the kernel counts kills (v2 memory.events, v1 memory.oom_control `oom_kill`) but names
+    no victim anywhere a container can read. Every POLL_S it reads the count and the cgroup's
+    processes, learning each new one's pid in the run's PID namespace (NSpid) and name (comm);
+    when the count rises, the victims are the processes that are dying (SIGKILL pending) or
+    that left the cgroup just then. Costs two small reads per look while a run lasts."""
+
+    def __init__(
+        self, cgroup: RunCgroup, before: tuple[int, int], start: float, known: dict[int, tuple[int, str]] | None = None
+    ) -> None:
+        self._cgroup = cgroup
+        self._start = start
+        self._kills = before[1]
+        # host pid -> (pid in the run, comm). A zygote passes the same dict to each of its runs'
+        # watches: its own processes, named once, are what is left in it after each run.
+        self._known: dict[int, tuple[int, str]] = {} if known is None else known
+        self._waiting: OomKill | None = None  # a rise whose victims had not left yet
+        self.kills_seen: list[OomKill] = []
+        self._stopped = False
+        self._victims: set[tuple[int, str]] = set()
+        self._look()
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            self._look()
+
+    def _look(self) -> None:
+        now = set(self._cgroup.memory_pids())
+        for pid in now - self._known.keys():
+            named = _named(pid)
+            if named is not None:
+                self._known[pid] = named
+        # Victims already named while dying are not named again when they leave.
+        gone = [self._known.pop(pid) for pid in list(self._known) if pid not in now]
+        gone = [process for process in gone if process not in self._victims]
+        if self._waiting is not None:
+            self._record(replace(self._waiting, processes=tuple(gone)))
+            self._waiting = None
+            gone = []
+        kills = self._cgroup.counters()[1]
+        if kills <= self._kills:
+            return
+        rise, self._kills = kills - self._kills, kills
+        after_ms = round((time.monotonic() - self._start) * 1000)
+        dying = [self._known[pid] for pid in now if pid in self._known and _sigkill_pending(pid)]
+        dying = [process for process in dying if process not in self._victims]
+        if dying or gone:
+            self._record(OomKill(after_ms, rise, tuple(dying or gone)))
+        else:  # killed but not yet gone: the next look names them
+            self._waiting = OomKill(after_ms, rise)
+
+    def _record(self, kill: OomKill) -> None:
+        self.kills_seen.append(kill)
+        self._victims.update(kill.processes)
+
+    def stop(self, usage: MemoryUsage) -> MemoryUsage:
+        """End the watch (one last look) and add what it saw to the run's `usage`."""
+        self._task.cancel()
+        if not self._stopped:
+            self._stopped = True
+            with contextlib.suppress(OSError):
+                self._look()
+            if self._waiting is not None:
+                self._record(self._waiting)
+                self._waiting = None
+        if not usage.oom_kills:
+            return usage
+        return replace(usage, kills_seen=tuple(self.kills_seen))
+
+
+def _named(pid: int) -> tuple[int, str] | None:
+    """(pid in its innermost PID namespace, comm) of a host pid; None when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    name, nspid = "?", pid
+    for line in status.splitlines():
+        if line.startswith("Name:"):
+            name = line.partition(":")[2].strip() or "?"
+        elif line.startswith("NSpid:"):
+            nspid = int(line.split()[-1])
+            break
+    return nspid, name
+
+
+def _sigkill_pending(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith(("ShdPnd:", "SigPnd:")) and int(line.split()[1], 16) & SIGKILL_BIT:
+            return True
+        if line.startswith("State:") and line.split()[1] in ("Z", "X"):
+            return True
+    return False

@@ -14,6 +14,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import typer
 
+from hyoka.rpc.cli_options import HealthPort, ServerTLSCert, ServerTLSClientCA, ServerTLSKey, server_tls_or_exit
 from hyoka.sandbox.config import SandboxConfig, default_data_dir
 from hyoka.sandbox.runtimes import DEFAULT_RUNTIME, RUNTIMES_ENV
 
@@ -31,12 +32,37 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 in a container."),
     workers: int = typer.Option(2, min=1, help="Programs run at once (about one per core)."),
     max_queued_runs: int = typer.Option(2048, min=1, help="Runs that may wait; more get RESOURCE_EXHAUSTED."),
+    max_concurrent_calls: int | None = typer.Option(
+        None,
+        min=1,
+        envvar="HYOKA_MAX_CONCURRENT_CALLS",
+        help="Calls handled at once (default: --workers, one per worker: a call admitted beyond them only waits "
+        "for a worker, holding its request). Large calls (ExecuteBatch, CheckCompletions of several programs) "
+        "get half; see hyoka.rpc.admission.",
+    ),
+    max_queued_calls: int | None = typer.Option(
+        None,
+        min=0,
+        envvar="HYOKA_MAX_QUEUED_CALLS",
+        help="Calls that may wait for one of those, first come first served (each holds its request: this bounds "
+        "the memory); more get RESOURCE_EXHAUSTED with a retry delay at once. Default: --max-queued-runs, at most "
+        "1024 (a whole HumanEval set checked at once fits: 164 calls, large ones take at most half). A queued "
+        "call whose deadline passes ends DEADLINE_EXCEEDED without running.",
+    ),
     data_dir: Annotated[
         Path | None, typer.Option(help="Datasets folder (default $HYOKA_DATA_DIR or ../shared/datasets).")
     ] = None,
     auth_token_env: str = typer.Option(
-        "HYOKA_SANDBOX_TOKEN", help="Environment variable holding the bearer token (unset: no auth)."
+        "HYOKA_SANDBOX_TOKEN",
+        help="Environment variable holding the bearer token (unset: no auth); the service re-executes "
+        "itself without it, so that /proc/PID/environ does not show it.",
     ),
+    auth_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HYOKA_SANDBOX_TOKEN_FILE", help="File holding the bearer token (wins over --auth-token-env)."
+        ),
+    ] = None,
     cgroups: str = typer.Option("auto", help="Per-run cgroups: auto, off, or required."),
     mode: str = typer.Option(
         "zygote",
@@ -54,9 +80,16 @@ def serve(
         DEFAULT_RUNTIME, help="The runtime of requests that name none (minimal: the standard library only)."
     ),
     log_level: str = typer.Option("INFO"),
+    tls_cert: ServerTLSCert = None,
+    tls_key: ServerTLSKey = None,
+    tls_client_ca: ServerTLSClientCA = None,
+    health_port: HealthPort = None,
 ) -> None:
-    """Serve hyoka.v1.SandboxService over gRPC (health and reflection included)."""
+    """Serve hyoka.v1.SandboxService over gRPC (health and reflection included). With
+    --tls-cert/--tls-key it serves TLS only; with --tls-client-ca too, mutual TLS."""
+    from hyoka.rpc.admission import AdmissionLimits
     from hyoka.rpc.server import ServerConfig
+    from hyoka.sandbox.auth_token import load_token
     from hyoka.sandbox.runtimes import RuntimeUnavailable
     from hyoka.sandbox.server import IsolationUnavailable
     from hyoka.sandbox.server import serve as run_server
@@ -68,7 +101,8 @@ def serve(
     if mode not in ("zygote", "single-use"):
         typer.echo(f"--mode: {mode!r} is not one of zygote, single-use", err=True)
         raise typer.Exit(2)
-    token = os.environ.pop(auth_token_env, None) or None  # popped: the service's environment holds no secret
+    tls = server_tls_or_exit(tls_cert, tls_key, tls_client_ca)  # a bad path: a usage error, not a traceback
+    token = load_token(auth_token_env, auth_token_file)  # the environment keeps no secret, /proc's copy included
     config = SandboxConfig(
         workers=workers,
         max_queued_runs=max_queued_runs,
@@ -85,7 +119,12 @@ def serve(
         updates["runtimes_dir"] = runtimes_dir
     config = config.model_copy(update=updates)
     try:
-        asyncio.run(run_server(ServerConfig(host=host, port=port, auth_token=token), config))
+        queued_calls = min(max_queued_runs, 1024) if max_queued_calls is None else max_queued_calls
+        admission = AdmissionLimits(max_concurrent_calls or workers, queued_calls)
+        server_config = ServerConfig(
+            host=host, port=port, auth_token=token, tls=tls, health_port=health_port, admission=admission
+        )
+        asyncio.run(run_server(server_config, config))
     except (IsolationUnavailable, RuntimeUnavailable) as error:
         typer.echo(f"hyoka-sandbox: {error}", err=True)
         raise typer.Exit(1) from error

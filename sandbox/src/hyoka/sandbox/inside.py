@@ -1,4 +1,5 @@
-"""The program-runner that runs INSIDE each sandbox (its source is passed to `python3 -c`).
+"""The program-runner that runs INSIDE each sandbox: bind-mounted read-only into it and run as
+a script (`python3 -I -S -B -X utf8 /opt/hyoka-runner/inside.py MODE SITE ...`, launcher.py).
 
 It starts before the run is requested (a warm, single-use sandbox), waits on a pipe for one
 header line (limits and mode) and the program, applies the limits to itself (RLIMIT_NPROC must
@@ -21,6 +22,7 @@ TYPE_CHECKING = False  # not `from typing import ...`: importing typing costs ev
 if TYPE_CHECKING:
     from types import CodeType, TracebackType
 
+# Exit codes, kept in step with runs.py.
 MEMORY_ERROR_EXIT = 250  # the service maps this exit code to EXECUTION_STATUS_MEMORY_LIMIT
 EARLY_EXIT = 252  # check mode: the program ended its process (os._exit) before its checks finished
 
@@ -49,6 +51,8 @@ def _limit(which: int, value: int) -> None:
 
 
 def main() -> None:
+    if sys.path and sys.path[0] == os.path.dirname(__file__):  # noqa: PTH120 - no pathlib import
+        del sys.path[0]  # an interpreter before 3.11 puts the script's folder first even with -I
     _use_site(sys.argv[2])
     _preload()
     if sys.argv[1] == "zygote":  # argv: zygote SITE CTRL_FD READY_FD SECCOMP_BPF_FD

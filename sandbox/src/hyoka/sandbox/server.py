@@ -123,7 +123,8 @@ async def serve(server_config: ServerConfig, config: SandboxConfig) -> None:
 
     def started(running: RunningServer) -> None:
         # One parseable line for whoever started us with --port 0.
-        print(f"hyoka-sandbox listening on {server_config.host}:{running.port}", flush=True)
+        health = f" (plaintext health on port {running.health_port})" if running.health_port is not None else ""
+        print(f"hyoka-sandbox listening on {server_config.host}:{running.port}{health}", flush=True)
 
     try:
         await serve_forever(server_config, [registration], on_started=started)

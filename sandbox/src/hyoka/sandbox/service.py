@@ -14,9 +14,10 @@ from hyoka.rpc.errors import InvalidArgument, ResourceExhausted
 from hyoka.sandbox import __version__, policy
 from hyoka.sandbox.capabilities import Capabilities
 from hyoka.sandbox.config import HUMANEVAL_WALL_TIME_MS, SandboxConfig
-from hyoka.sandbox.engine import Engine, RunResult, Status
+from hyoka.sandbox.engine import Engine
 from hyoka.sandbox.humaneval import Problem, build_program, load_problem_sets, pass_at_k
 from hyoka.sandbox.policy import Limits, violations
+from hyoka.sandbox.runs import RunResult, Status
 from hyoka.sandbox.runtimes import Runtime
 
 log = logging.getLogger(__name__)

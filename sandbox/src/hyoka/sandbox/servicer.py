@@ -10,9 +10,9 @@ import grpc
 
 from hyoka.rpc.errors import handle_errors
 from hyoka.sandbox import __version__
-from hyoka.sandbox.engine import RunResult, Status
 from hyoka.sandbox.humaneval import Problem
 from hyoka.sandbox.policy import Limits
+from hyoka.sandbox.runs import RunResult, Status
 from hyoka.sandbox.runtimes import Runtime
 from hyoka.sandbox.service import ProgramSpec, SandboxService
 from hyoka.v1 import common_pb2, sandbox_pb2, sandbox_pb2_grpc
