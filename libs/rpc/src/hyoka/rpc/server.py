@@ -1,5 +1,6 @@
-"""Bootstrap for hyoka's grpc.aio servers: health, reflection, auth, message limits and
-connection ageing (so that scale-out behind a Kubernetes Service rebalances), graceful stop."""
+"""Bootstrap for hyoka's grpc.aio servers: health, reflection, auth, message limits, admission
+control (a bounded queue per service, see hyoka.rpc.admission), connection ageing (so that
+scale-out behind a Kubernetes Service rebalances), graceful stop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from hyoka.rpc.admission import AdmissionInterceptor, AdmissionLimits
 from hyoka.rpc.auth import BearerTokenInterceptor
 from hyoka.rpc.decoding import RequestDecodingInterceptor
 from hyoka.rpc.tls import ServerTLS
@@ -39,7 +41,11 @@ class ServerConfig:
     auth_token: str | None = None
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_connection_age_ms: int = 5 * 60 * 1000
+    #: gRPC's own cap on calls in progress (health included), refused RESOURCE_EXHAUSTED without
+    #: retry information; None: none. `admission` is the finer, per-service limit.
     max_concurrent_rpcs: int | None = None
+    #: Per-service admission control (hyoka.rpc.admission); None: every call runs at once.
+    admission: AdmissionLimits | None = None
     grace_seconds: float = 5.0
     #: TLS on the service port (None: plaintext); with a client CA, clients need certificates.
     tls: ServerTLS | None = None
@@ -75,6 +81,8 @@ class RunningServer:
     #: The plaintext health-only server and its port, when ServerConfig.health_port was set.
     health_server: grpc.aio.Server | None = None
     health_port: int | None = None
+    #: The admission controller, when ServerConfig.admission was set (its `services` hold stats).
+    admission: AdmissionInterceptor | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         for name in ("", *self.services):
@@ -119,6 +127,10 @@ async def start_server(config: ServerConfig, services: Sequence[ServiceRegistrat
     if config.auth_token:
         interceptors.append(BearerTokenInterceptor(config.auth_token))
     interceptors.append(RequestDecodingInterceptor())
+    # Admission last (innermost): it sees the decoded request (for its cost) of authenticated calls only.
+    admission = AdmissionInterceptor(config.admission) if config.admission is not None else None
+    if admission is not None:
+        interceptors.append(admission)
     credentials = config.tls.credentials() if config.tls is not None else None  # bad files fail here
     server = _grpc_server(config, interceptors)
     health_servicer = health.aio.HealthServicer()
@@ -142,13 +154,17 @@ async def start_server(config: ServerConfig, services: Sequence[ServiceRegistrat
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     tls = "off" if config.tls is None else ("mutual (client certificates required)" if config.tls.mutual else "on")
+    limits = config.admission
     log.info(
-        "serving %s on %s:%d (auth %s, tls %s%s)",
+        "serving %s on %s:%d (auth %s, tls %s, %s%s)",
         ", ".join(names),
         config.host,
         port,
         "on" if config.auth_token else "off",
         tls,
+        "no admission limit"
+        if limits is None
+        else f"per service at most {limits.max_concurrent} calls running and {limits.max_queued} queued",
         f", plaintext health on port {health_port}" if health_port is not None else "",
     )
     return RunningServer(
@@ -158,6 +174,7 @@ async def start_server(config: ServerConfig, services: Sequence[ServiceRegistrat
         services=names,
         health_server=health_server,
         health_port=health_port,
+        admission=admission,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,9 +128,9 @@ def _write(directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticC
     return cert_path
 
 
-def make_test_pki(directory: Path) -> TestPKI:
-    """Write a CA, a server certificate (localhost, 127.0.0.1, ::1) and client certificates into
-    `directory`, valid for a day."""
+def make_test_pki(directory: Path, server_names: Sequence[str] = ()) -> TestPKI:
+    """Write a CA, a server certificate (localhost, 127.0.0.1, ::1, and `server_names`: e.g. the
+    service names of a compose stack) and client certificates into `directory`, valid for a day."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = _ca("hyoka test CA")
     server = _leaf(
@@ -140,6 +141,7 @@ def make_test_pki(directory: Path) -> TestPKI:
             x509.DNSName(SERVER_NAME),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
+            *(x509.DNSName(name) for name in server_names),
         ],
     )
     client = _leaf("hyoka test client", ca, ExtendedKeyUsageOID.CLIENT_AUTH, [])

@@ -9,7 +9,8 @@ server's plaintext health-only port (`ServerConfig.health_port`). The bearer tok
 checked on top of TLS for every method but health.
 
 Flags and environment variables are the same for every hyoka server (`hyoka serve`,
-`hyoka-metrics serve`, `hyoka-sandbox serve`): SERVER_ENV below; clients read CLIENT_ENV.
+`hyoka-metrics serve`, `hyoka-sandbox serve`): SERVER_ENV below; clients (`hyoka eval`, and
+`hyoka serve` for its runs' services) read CLIENT_ENV. The typer options: hyoka.rpc.cli_options.
 """
 
 from __future__ import annotations
@@ -139,6 +140,11 @@ class ClientTLS:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientTLS | None:
         env = os.environ if environ is None else environ
         return cls.from_paths(*(env.get(CLIENT_ENV[name]) for name in ("ca", "cert", "key", "server_name")))
+
+    def check(self) -> ClientTLS:
+        """Read the files now (TLSConfigError naming the flag if one is missing or not PEM)."""
+        self.credentials()
+        return self
 
     def credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(

@@ -17,7 +17,11 @@ from hyoka.metrics.files import FileError, Format, read_predictions, read_refere
 from hyoka.metrics.registry import get_metric
 from hyoka.metrics.server import TOKEN_ENVS, MetricsServerConfig, serve
 from hyoka.metrics.service import ServiceLimits
-from hyoka.rpc.tls import SERVER_ENV, ServerTLS, TLSConfigError
+from hyoka.rpc.admission import AdmissionLimits
+from hyoka.rpc.cli_options import HealthPort, ServerTLSCert, ServerTLSClientCA, ServerTLSKey, server_tls_or_exit
+
+#: --max-concurrent-calls: two calls per CPU.
+DEFAULT_METRICS_CONCURRENT_CALLS = 2 * (os.cpu_count() or 1)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -40,35 +44,36 @@ def serve_command(
     max_batch_items: Annotated[int, typer.Option(help="Items per Score request.")] = 10_000,
     max_stream_items: Annotated[int, typer.Option(help="Items per ScoreStream call.")] = 1_000_000,
     max_message_mib: Annotated[int, typer.Option(help="Largest request or response, MiB.")] = 64,
-    tls_cert: Annotated[
-        Path | None, typer.Option(envvar=SERVER_ENV["cert"], help="PEM certificate chain: serve TLS only.")
-    ] = None,
-    tls_key: Annotated[
-        Path | None, typer.Option(envvar=SERVER_ENV["key"], help="PEM private key of --tls-cert.")
-    ] = None,
-    tls_client_ca: Annotated[
-        Path | None,
+    max_concurrent_calls: Annotated[
+        int,
         typer.Option(
-            envvar=SERVER_ENV["client_ca"], help="PEM CA bundle: require client certificates it signed (mTLS)."
+            min=1,
+            envvar="HYOKA_MAX_CONCURRENT_CALLS",
+            help="Calls handled at once (default: 2 x CPUs). The scoring threads take one chunk per call in "
+            "turn, so a few more calls than threads keep them busy without holding many requests; large "
+            "calls (Score of over 100 items, ScoreStream) get half. See hyoka.rpc.admission.",
         ),
-    ] = None,
-    health_port: Annotated[
-        int | None,
+    ] = DEFAULT_METRICS_CONCURRENT_CALLS,
+    max_queued_calls: Annotated[
+        int,
         typer.Option(
-            envvar=SERVER_ENV["health_port"], min=0, max=65535, help="Also serve health alone, in plaintext, here."
+            min=0,
+            envvar="HYOKA_MAX_QUEUED_CALLS",
+            help="Calls that may wait, first come first served (each holds its request: this bounds the "
+            "memory); more get RESOURCE_EXHAUSTED with a retry delay at once. A queued call whose deadline "
+            "passes ends DEADLINE_EXCEEDED without running.",
         ),
-    ] = None,
+    ] = 256,
+    tls_cert: ServerTLSCert = None,
+    tls_key: ServerTLSKey = None,
+    tls_client_ca: ServerTLSClientCA = None,
+    health_port: HealthPort = None,
 ) -> None:
     """Serve hyoka.v1.MetricsService (with health and reflection). A bearer token is required
     on every call but health when HYOKA_METRICS_AUTH_TOKEN (or else HYOKA_AUTH_TOKEN) is set.
     With --tls-cert/--tls-key it serves TLS only; with --tls-client-ca too, mutual TLS."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        tls = ServerTLS.from_paths(tls_cert, tls_key, tls_client_ca)
-        if tls is not None:
-            tls.check()  # read the files now: a bad path is a usage error, not a traceback
-    except TLSConfigError as error:
-        _fail(str(error))
+    tls = server_tls_or_exit(tls_cert, tls_key, tls_client_ca)  # a bad path: a usage error, not a traceback
     config = MetricsServerConfig(
         host=host,
         port=port,
@@ -79,6 +84,7 @@ def serve_command(
         max_message_bytes=max_message_mib * 1024 * 1024,
         tls=tls,
         health_port=health_port,
+        admission=AdmissionLimits(max_concurrent_calls, max_queued_calls),
     )
     serve(config)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hyoka.metrics.service import MetricsScorer, ServiceLimits
 from hyoka.metrics.servicer import MetricsServicer
 from hyoka.metrics.wire import SERVICE_NAME, add_metrics_servicer
+from hyoka.rpc.admission import AdmissionLimits
 from hyoka.rpc.server import (
     DEFAULT_MAX_MESSAGE_BYTES,
     RunningServer,
@@ -41,6 +42,8 @@ class MetricsServerConfig:
     tls: ServerTLS | None = None
     #: A plaintext port serving only health, for probes (see hyoka.rpc.tls); None: none.
     health_port: int | None = None
+    #: Calls handled at once and calls that may wait (hyoka.rpc.admission); None: no limit.
+    admission: AdmissionLimits | None = None
 
     def server_config(self) -> ServerConfig:
         return ServerConfig(
@@ -51,6 +54,7 @@ class MetricsServerConfig:
             grace_seconds=self.grace_seconds,
             tls=self.tls,
             health_port=self.health_port,
+            admission=self.admission,
         )
 
     def limits(self) -> ServiceLimits:
