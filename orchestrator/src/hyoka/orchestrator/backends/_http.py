@@ -9,10 +9,14 @@ transport, retry and error rules, and lets tests swap the network for `httpx.Moc
 Its transport is `_transport.AsyncioTransport` (HTTP/1.1 keep-alive on asyncio streams): httpx's
 own pool costs several ms of CPU per request with a wide window, enough to starve the server.
 
-Retries: connection errors, timeouts and HTTP 424/429/502/503/504 (overloaded, restarting or a
-failed generation on the server) are retried with exponential backoff and full jitter, honouring
-`Retry-After`; other 4xx (TGI's 422 validation errors, vLLM's 400) are the request's fault and are
-never retried.
+Retries: connection errors (refused, reset, a reply cut short), timeouts and HTTP
+424/429/500/502/503/504 (overloaded, restarting, a transient internal error or a failed generation
+on the server) are retried with exponential backoff and full jitter, honouring `Retry-After`, at
+most `max_retries` times; other 4xx (TGI's 422 validation errors, vLLM's 400) are the request's
+fault and are never retried. Every attempt has a deadline (`timeout_s`, connecting, sending and
+reading the whole reply included: a server that sends headers and then hangs times out). When the
+retries are spent the error names the endpoint (`<backend> server <url><path>`), the last failure
+and the number of attempts.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from hyoka.orchestrator.backends.base import BackendConfigError, BackendError, B
 T = TypeVar("T")
 R = TypeVar("R")
 
-RETRY_STATUSES = frozenset({424, 429, 502, 503, 504})
+RETRY_STATUSES = frozenset({424, 429, 500, 502, 503, 504})
 
 
 class HttpConfig(BaseModel):
@@ -40,7 +44,7 @@ class HttpConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     base_url: str  # the server's root, e.g. http://gpu-1:8080
-    timeout_s: float = Field(default=600.0, gt=0)  # one request, generation included
+    timeout_s: float = Field(default=600.0, gt=0)  # one attempt, generation and whole reply included
     connect_timeout_s: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=6, ge=0)
     backoff_s: float = Field(default=0.5, ge=0)  # first retry waits up to this; doubles per retry

@@ -5,17 +5,25 @@ builds one backend per URL with the same options. The run's window is the sum of
 each learnt from its own server; every request goes to the replica with the most free slots
 (the lowest share of its limit in use), so a faster or larger replica takes more of the work.
 At start every replica must answer and serve the same model.
+
+Failover: a request that a replica fails after its own retries (unreachable, killed, 5xx; not a
+4xx, which is the request's fault) is sent to another replica, each replica tried at most once,
+and the failed replica comes last for new requests for `DOWN_S` seconds. The request fails only
+when every replica has failed it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from hyoka.orchestrator.backends.base import (
     BackendConfigError,
+    BackendError,
     BackendInfo,
+    BackendRequestError,
     Capabilities,
     GenerationRequest,
     LoglikelihoodRequest,
@@ -27,6 +35,10 @@ if TYPE_CHECKING:
     from hyoka.orchestrator.tasks.builders import PromptTokenizer
 
 R = TypeVar("R")
+
+#: Seconds a replica that failed a request (after its own retries) is sent new requests only when
+#: every other replica has failed one in that time too.
+DOWN_S = 30.0
 
 
 def _min_limit(values: Sequence[int | None]) -> int | None:
@@ -44,6 +56,8 @@ class ReplicaSet(ModelBackend):
         self.names = list(names) if names is not None else [f"replica {i}" for i in range(len(replicas))]
         self.load = [0] * len(self.replicas)  # sequences in flight per replica
         self.sent = [0] * len(self.replicas)  # requests sent per replica
+        self.down_until = [0.0] * len(self.replicas)  # monotonic time until which a failed replica comes last
+        self.failovers = 0  # requests sent to another replica after one failed them
         self.provides_tokenizer = self.replicas[0].provides_tokenizer
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -77,18 +91,35 @@ class ReplicaSet(ModelBackend):
                 raise BackendConfigError(f"replicas serve different models ({served}); give replicas of one model")
             self._started = True
 
-    def _pick(self) -> int:
+    def _pick(self, tried: set[int] | frozenset[int] = frozenset()) -> int:
         limits = [r.capabilities.max_concurrency for r in self.replicas]
-        return min(range(len(self.replicas)), key=lambda i: (self.load[i] / limits[i], self.load[i]))
+        now = time.monotonic()
+        candidates = [i for i in range(len(self.replicas)) if i not in tried]
+        return min(
+            candidates,
+            key=lambda i: (self.down_until[i] > now, self.load[i] / limits[i], self.load[i]),
+        )
 
     async def _routed(self, weight: int, call: Callable[[ModelBackend], Awaitable[R]]) -> R:
-        i = self._pick()
-        self.load[i] += weight
-        self.sent[i] += 1
-        try:
-            return await call(self.replicas[i])
-        finally:
-            self.load[i] -= weight
+        tried: set[int] = set()
+        while True:
+            i = self._pick(tried)
+            self.load[i] += weight
+            self.sent[i] += 1
+            try:
+                return await call(self.replicas[i])
+            except BackendRequestError:
+                raise  # the request's own fault: another replica would reject it too
+            except BackendError:
+                # The replica failed the request after its own retries (unreachable, killed, 5xx):
+                # send the request to another one, and send it new requests last for a while.
+                self.down_until[i] = time.monotonic() + DOWN_S
+                tried.add(i)
+                if len(tried) == len(self.replicas):
+                    raise
+                self.failovers += 1
+            finally:
+                self.load[i] -= weight
 
     async def generate_until(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
         await self.start()

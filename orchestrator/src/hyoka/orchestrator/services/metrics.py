@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-import grpc
-
-from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient, describe
+from hyoka.orchestrator.services._common import ServiceCallError, ServiceClient
 from hyoka.orchestrator.tasks.scoring import CorpusScore, TextScore
 from hyoka.rpc.batches import score_columns
 from hyoka.rpc.tls import ClientTLS
@@ -21,7 +19,8 @@ CALLS_IN_FLIGHT = 2
 
 class MetricsClient(ServiceClient):
     """Scores text through MetricsService.Score, in batches no larger than the server accepts,
-    CALLS_IN_FLIGHT at a time."""
+    CALLS_IN_FLIGHT at a time. A call that finds the service UNAVAILABLE (restarting) is sent
+    again once it is back (`ServiceClient.call`); scores are pure, so nothing counts twice."""
 
     service_name = "hyoka.v1.MetricsService"
 
@@ -34,10 +33,10 @@ class MetricsClient(ServiceClient):
 
     async def max_batch_items(self) -> int:
         if self._max_batch is None:
-            try:
-                info = await self._stub.ListMetrics(metrics_pb2.ListMetricsRequest(), timeout=self.timeout)
-            except grpc.aio.AioRpcError as e:
-                raise ServiceCallError(describe("metrics ListMetrics", e)) from e
+            info = await self.call(
+                "metrics ListMetrics",
+                lambda: self._stub.ListMetrics(metrics_pb2.ListMetricsRequest(), timeout=self.timeout),
+            )
             self._max_batch = max(1, info.max_batch_items or 1000)
         return self._max_batch
 
@@ -61,10 +60,9 @@ class MetricsClient(ServiceClient):
                 columns=score_columns(predictions[start : start + size], references[start : start + size]),
             )
             async with in_flight:
-                try:
-                    reply = await self._stub.Score(request, timeout=self.timeout)
-                except grpc.aio.AioRpcError as e:
-                    raise ServiceCallError(describe(f"metrics Score({metric})", e)) from e
+                reply = await self.call(
+                    f"metrics Score({metric})", lambda: self._stub.Score(request, timeout=self.timeout)
+                )
             return [TextScore(value=v, signature=reply.signature.text) for v in reply.item_scores]
 
         try:
@@ -86,25 +84,24 @@ class MetricsClient(ServiceClient):
         if len(predictions) != len(references):
             raise ValueError("predictions and references differ in length")
         size = await self.max_batch_items()
-        try:
-            if len(predictions) <= size:
-                request = metrics_pb2.ScoreRequest(
-                    metric=metric, options=options or {}, columns=score_columns(predictions, references)
-                )
-                reply = await self._stub.Score(request, timeout=self.timeout)
-                return CorpusScore(reply.corpus_score, reply.signature.text, dict(reply.details))
+        what = f"metrics corpus score ({metric})"
+        if len(predictions) <= size:
+            request = metrics_pb2.ScoreRequest(
+                metric=metric, options=options or {}, columns=score_columns(predictions, references)
+            )
+            reply = await self.call(what, lambda: self._stub.Score(request, timeout=self.timeout))
+            return CorpusScore(reply.corpus_score, reply.signature.text, dict(reply.details))
 
-            async def chunks() -> AsyncIterator[metrics_pb2.ScoreStreamRequest]:
-                config = metrics_pb2.ScoreStreamConfig(metric=metric, options=options or {})
-                yield metrics_pb2.ScoreStreamRequest(config=config)
-                for start in range(0, len(predictions), size):
-                    columns = score_columns(predictions[start : start + size], references[start : start + size])
-                    yield metrics_pb2.ScoreStreamRequest(chunk=metrics_pb2.ScoreStreamChunk(columns=columns))
+        async def chunks() -> AsyncIterator[metrics_pb2.ScoreStreamRequest]:
+            config = metrics_pb2.ScoreStreamConfig(metric=metric, options=options or {})
+            yield metrics_pb2.ScoreStreamRequest(config=config)
+            for start in range(0, len(predictions), size):
+                columns = score_columns(predictions[start : start + size], references[start : start + size])
+                yield metrics_pb2.ScoreStreamRequest(chunk=metrics_pb2.ScoreStreamChunk(columns=columns))
 
-            stream_reply = await self._stub.ScoreStream(chunks(), timeout=self.timeout * 4)
-            return CorpusScore(stream_reply.corpus_score, stream_reply.signature.text, dict(stream_reply.details))
-        except grpc.aio.AioRpcError as e:
-            raise ServiceCallError(describe(f"metrics corpus score ({metric})", e)) from e
+        # A fresh stream of chunks per attempt.
+        stream_reply = await self.call(what, lambda: self._stub.ScoreStream(chunks(), timeout=self.timeout * 4))
+        return CorpusScore(stream_reply.corpus_score, stream_reply.signature.text, dict(stream_reply.details))
 
     async def char_f1(self, predictions: Sequence[str], references: Sequence[str]) -> list[TextScore]:
         if not predictions:
