@@ -15,7 +15,9 @@ real tasks have), and C as their concurrency:
             at run time into its own virtual environment under a temporary folder (or --lm-eval-venv)
 
 Each run's time is what the server saw: from the first request's arrival to the last answer
-(client start-up and scoring after the last answer excluded; both are printed as "wall").
+(client start-up and scoring after the last answer excluded; both are printed as "wall"). hyoka's
+time includes its conformance probe (one round of short requests before the first item); "items
+only" is the time from the first item request.
 Figures per C: every run, then the median; ratios are to the ideal. The server checks that every
 prompt was answered once per run.
 
@@ -52,6 +54,7 @@ LM_EVAL = "lm_eval[api]=={version}"
 class Run:
     client: str
     span_s: float  # first request -> last answer, as the server saw it
+    item_span_s: float  # the same from the first item request (after hyoka's conformance probe)
     wall_s: float  # the client's whole process
     received: int
     answered: int
@@ -174,6 +177,7 @@ def measure(client: str, url: str, cmd: list[str], env: dict[str, str], log: Pat
     return Run(
         client,
         stats["span_seconds"],
+        stats["item_span_seconds"],
         wall,
         stats["received"],
         stats["answered"],
@@ -303,7 +307,8 @@ def main() -> None:
 def show(run: Run, best: float, label: str, note: str) -> None:
     print(
         f"  {run.client:<8} {label}: {run.span_s:7.2f} s = {run.span_s / best:.3f}x ideal  "
-        f"(wall {run.wall_s:6.1f} s, server busy {run.utilisation:.1%}, at most {run.max_busy} in slots, "
+        f"(items only {run.item_span_s / best:.3f}x; wall {run.wall_s:6.1f} s, server busy {run.utilisation:.1%}, "
+        f"at most {run.max_busy} in slots, "
         f"{run.answered} answered; {note})",
         flush=True,
     )

@@ -229,7 +229,7 @@ def test_sigint_during_the_run_removes_the_container(
         "--tasks",
         GENERATION_TASKS,
         "--limit",
-        "40",
+        "20",
         "--out",
         str(tmp_path / "interrupted"),
     ]
@@ -258,7 +258,7 @@ def test_sigint_during_the_run_removes_the_container(
     rerun = hyoka(args, docker_host, data_dir)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     results = json.loads((tmp_path / "interrupted" / "results.json").read_text(encoding="utf-8"))
-    assert [(t["num_items"], t["num_resumed"] > 0) for t in results["tasks"]] == [(40, True), (40, False)], results
+    assert [(t["num_items"], t["num_resumed"] > 0) for t in results["tasks"]] == [(20, True), (20, False)], results
 
 
 def test_a_server_that_dies_is_a_launch_error_with_its_log(

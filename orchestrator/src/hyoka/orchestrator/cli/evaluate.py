@@ -10,7 +10,8 @@ and exit code 2, before any work starts. Rerunning with the same --out resumes a
 every item is kept in the run store (default: the SQLite file OUT/hyoka.sqlite; `--store
 postgresql://USER@HOST:PORT/DB` for state shared by several machines), which also records the run
 itself (its id: `--run-id`, default HOST:OUT). The records, results.json and scores.csv in --out
-are exports of the store.
+are exports of the store. Services given by URL are reached with --auth-token and, with --tls-ca
+(and --tls-client-cert/--tls-client-key for mutual TLS), over TLS; those started here use neither.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# hyoka.rpc.tls.CLIENT_ENV, spelled out (not hyoka.rpc.cli_options) so that `hyoka --help` does not import grpc.
+_TLS_ENV = {
+    "ca": "HYOKA_TLS_CA",
+    "cert": "HYOKA_TLS_CLIENT_CERT",
+    "key": "HYOKA_TLS_CLIENT_KEY",
+    "server_name": "HYOKA_TLS_SERVER_NAME",
+}
+_TLS_PANEL = "Transport security (--metrics-url, --sandbox-url)"
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +63,34 @@ def eval_command(
     ] = None,
     auth_token: Annotated[
         str | None, typer.Option(envvar="HYOKA_AUTH_TOKEN", help="bearer token for the given service URLs")
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=_TLS_ENV["ca"],
+            help="PEM CA bundle the services' certificates must chain to: connect to the given URLs with TLS",
+            rich_help_panel=_TLS_PANEL,
+        ),
+    ] = None,
+    tls_client_cert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=_TLS_ENV["cert"],
+            help="PEM client certificate, for services that require one (mTLS)",
+            rich_help_panel=_TLS_PANEL,
+        ),
+    ] = None,
+    tls_client_key: Annotated[
+        Path | None,
+        typer.Option(envvar=_TLS_ENV["key"], help="PEM private key of --tls-client-cert", rich_help_panel=_TLS_PANEL),
+    ] = None,
+    tls_server_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar=_TLS_ENV["server_name"],
+            help="check the services' certificates against this name instead of the URL's host",
+            rich_help_panel=_TLS_PANEL,
+        ),
     ] = None,
     model_id: Annotated[
         str | None, typer.Option(help="model name in scores.csv (default: the model the backend reports)")
@@ -123,11 +161,15 @@ def eval_command(
     from hyoka.orchestrator.cli._launch import LaunchOptions, model_for_run
     from hyoka.orchestrator.runner.evaluation import EvalConfig, EvalInputError, EvalRunError, evaluate
     from hyoka.orchestrator.tasks.datadir import resolve_data_dir
+    from hyoka.rpc.tls import ClientTLS, TLSConfigError
 
     err = Console(stderr=True)
     try:
         task_names = select_tasks(tasks, suite)
-    except ValueError as e:
+        tls = ClientTLS.from_paths(tls_ca, tls_client_cert, tls_client_key, tls_server_name)
+        if tls is not None:
+            tls.check()  # read the files now: a bad path is a usage error, not a traceback
+    except (ValueError, TLSConfigError) as e:
         err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     launch_options = LaunchOptions(launch, launch_model, launch_timeout, launch_pull, launch_gpus, docker_host=None)
@@ -142,6 +184,7 @@ def eval_command(
             metrics_url=metrics_url,
             sandbox_url=sandbox_url,
             auth_token=auth_token,
+            tls=tls,
             model_id=model_id,
             tokenizer=tokenizer,
             store=store,

@@ -36,6 +36,26 @@ def serve(
     max_connection_age_ms: Annotated[
         int, typer.Option(min=1000, help="Connection age before a client reconnects.")
     ] = 300_000,
+    max_concurrent_calls: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="HYOKA_MAX_CONCURRENT_CALLS",
+            help="Calls handled at once by each service (AnalysisService, EvaluationService). Analyze is "
+            "CPU-bound (tens of ms on threads): more at once only share the CPUs and hold more requests; "
+            "8 also leaves room for open WatchRun streams, which hold a place while open. See hyoka.rpc.admission.",
+        ),
+    ] = 8,
+    max_queued_calls: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            envvar="HYOKA_MAX_QUEUED_CALLS",
+            help="Calls per service that may wait, first come first served (each holds its request: this bounds "
+            "the memory); more get RESOURCE_EXHAUSTED with a retry delay at once. A queued call whose deadline "
+            "passes ends DEADLINE_EXCEEDED without running.",
+        ),
+    ] = 64,
     tls_cert: Annotated[
         Path | None, typer.Option(envvar=_TLS_ENV["cert"], help="PEM certificate chain: serve TLS only.")
     ] = None,
@@ -119,13 +139,19 @@ def serve(
     from hyoka.orchestrator.evaluation import servicer as evaluation
     from hyoka.orchestrator.runner.store import StoreError
     from hyoka.orchestrator.tasks.datadir import resolve_data_dir
-    from hyoka.rpc import RunningServer, ServerConfig, ServerTLS, TLSConfigError, serve_forever
+    from hyoka.rpc import ClientTLS, RunningServer, ServerConfig, ServerTLS, TLSConfigError, serve_forever
+    from hyoka.rpc.admission import AdmissionLimits
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         tls = ServerTLS.from_paths(tls_cert, tls_key, tls_client_ca)
         if tls is not None:
             tls.check()  # read the files now: a bad path is a usage error, not a traceback
+        # Runs reach --metrics-url/--sandbox-url with TLS set by HYOKA_TLS_CA, HYOKA_TLS_CLIENT_CERT,
+        # HYOKA_TLS_CLIENT_KEY and HYOKA_TLS_SERVER_NAME (as `hyoka eval` does).
+        service_tls = ClientTLS.from_env()
+        if service_tls is not None:
+            service_tls.check()
     except TLSConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -134,6 +160,7 @@ def serve(
         port=port,
         auth_token=auth_token,
         max_connection_age_ms=max_connection_age_ms,
+        admission=AdmissionLimits(max_concurrent_calls, max_queued_calls),
         tls=tls,
         health_port=health_port,
     )
@@ -150,6 +177,7 @@ def serve(
         metrics_url=metrics_url or None,
         sandbox_url=sandbox_url or None,
         auth_token=service_token or auth_token or None,
+        tls=service_tls,
         max_active_runs=max_active_runs,
     )
     run_store = None

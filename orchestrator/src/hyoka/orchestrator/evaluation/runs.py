@@ -39,6 +39,7 @@ from hyoka.orchestrator.evaluation.requests import ORIGIN, Launch, RunRequest
 from hyoka.orchestrator.runner.engine import TaskResult
 from hyoka.orchestrator.runner.evaluation import EvalConfig, EvalInputError, EvalOutcome, EvalRunError, Progress
 from hyoka.orchestrator.runner.store import RunRecord, RunStore
+from hyoka.rpc.tls import ClientTLS
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ class RunSettings:
     sandbox_url: str | None = None
     auth_token: str | None = None  # for metrics_url / sandbox_url
     max_active_runs: int = 2
+    tls: ClientTLS | None = None  # for metrics_url / sandbox_url (`hyoka serve`: ClientTLS.from_env())
 
     def out_dir(self, run_id: str) -> Path:
         return self.state_dir / "runs" / run_id
@@ -402,6 +404,7 @@ class RunManager:
             metrics_url=settings.metrics_url,
             sandbox_url=settings.sandbox_url,
             auth_token=settings.auth_token,
+            tls=settings.tls,
             model_id=request.model_id or None,
             tokenizer=request.tokenizer or None,
             store=settings.store(),

@@ -49,6 +49,7 @@ from hyoka.orchestrator.tasks import (
     get_task,
 )
 from hyoka.orchestrator.tasks.spec import PASS_AT_1
+from hyoka.rpc.tls import ClientTLS, TLSConfigError
 
 
 class EvalInputError(ValueError):
@@ -68,7 +69,8 @@ class EvalConfig:
     limit: int | None = None
     metrics_url: str | None = None  # None: start `hyoka-metrics serve` locally when a task needs it
     sandbox_url: str | None = None  # None: start `hyoka-sandbox serve` locally when a task needs it
-    auth_token: str | None = None  # bearer token for the given service URLs
+    auth_token: str | None = field(default=None, repr=False)  # bearer token for the given service URLs (not in repr)
+    tls: ClientTLS | None = None  # TLS (mTLS with a client certificate) for the given service URLs; None: plaintext
     model_id: str | None = None  # name in scores.csv; default: the model the backend reports
     # The model's tokenizer for tasks that count tokens (MGSM, XL-Sum), where the backend does not
     # hold it (remote servers): `smollm2` or a local transformers/GGUF folder.
@@ -93,6 +95,7 @@ def run_request(config: EvalConfig) -> dict[str, Any]:
     """The run's request as recorded in the runs table (JSON; no credentials)."""
     fields = dataclasses.asdict(config)
     fields.pop("auth_token")
+    fields.pop("tls")  # how the services are reached, not what is evaluated
     fields.pop("run_id")
     if fields["store"] is not None:
         fields["store"] = redact_url(fields["store"])
@@ -177,13 +180,26 @@ def _plan(task: Task, config: EvalConfig, context: BuildContext) -> list[Item]:
     return items
 
 
-async def _service(stack: contextlib.AsyncExitStack, client: ServiceClient, what: str, given: bool) -> None:
+async def _service(
+    stack: contextlib.AsyncExitStack, client: ServiceClient, what: str, given: bool, tls: ClientTLS | None = None
+) -> None:
     stack.push_async_callback(client.aclose)
     try:
         await client.health()
     except ServiceUnavailableError as e:
         hint = "" if given else " (started locally)"
-        raise EvalInputError(f"{what}{hint}: {e}") from e
+        advice = ""
+        if given and tls is None:
+            advice = (
+                "; if it serves TLS, give --tls-ca (HYOKA_TLS_CA), and for mutual TLS --tls-client-cert and "
+                "--tls-client-key (HYOKA_TLS_CLIENT_CERT, HYOKA_TLS_CLIENT_KEY)"
+            )
+        elif given and tls is not None and tls.cert is None:
+            advice = (
+                "; if it requires client certificates (mutual TLS), give --tls-client-cert and --tls-client-key "
+                "(HYOKA_TLS_CLIENT_CERT, HYOKA_TLS_CLIENT_KEY)"
+            )
+        raise EvalInputError(f"{what}{hint}: {e}{advice}") from e
 
 
 def _progress_callback(progress: Progress | None, task: str) -> ProgressCallback | None:
@@ -324,15 +340,20 @@ async def _execute(
                     metrics_url = service.target
                 else:
                     sandbox_url = service.target
-        # The token is for services given by URL; the ones started here run without one.
-        token = config.auth_token
+        # The token and TLS are for services given by URL; the ones started here run without them.
+        token, tls = config.auth_token, config.tls
         metrics = sandbox = None
-        if need_metrics and metrics_url:
-            metrics = MetricsClient(metrics_url, auth_token=token if config.metrics_url else None)
-            await _service(stack, metrics, "metrics service", config.metrics_url is not None)
-        if need_sandbox and sandbox_url:
-            sandbox = SandboxClient(sandbox_url, auth_token=token if config.sandbox_url else None)
-            await _service(stack, sandbox, "sandbox service", config.sandbox_url is not None)
+        try:
+            if need_metrics and metrics_url:
+                by_url = config.metrics_url is not None
+                metrics = MetricsClient(metrics_url, auth_token=token if by_url else None, tls=tls if by_url else None)
+                await _service(stack, metrics, "metrics service", by_url, tls)
+            if need_sandbox and sandbox_url:
+                by_url = config.sandbox_url is not None
+                sandbox = SandboxClient(sandbox_url, auth_token=token if by_url else None, tls=tls if by_url else None)
+                await _service(stack, sandbox, "sandbox service", by_url, tls)
+        except TLSConfigError as e:  # a certificate file missing or unreadable
+            raise EvalInputError(str(e)) from e
 
         if owns_backend:  # a backend passed in stays open for its owner
             stack.push_async_callback(backend.aclose)

@@ -116,6 +116,7 @@ class SimServer:
         self.work_seconds = 0.0  # sum of the drawn answer times of the answered prompts
         self.longest_seconds = 0.0
         self.first_arrival: float | None = None
+        self.first_item_arrival: float | None = None
         self.last_answer: float | None = None
         self.release_levels: list[int] = []  # hold_until_full: prompts held at each answer
         self._held: list[asyncio.Future[None]] = []
@@ -135,6 +136,8 @@ class SimServer:
             "work_seconds": self.work_seconds,
             "longest_seconds": self.longest_seconds,
             "span_seconds": max(span, 0.0),
+            # from the first request that is not the conformance probe's
+            "item_span_seconds": max((self.last_answer or 0.0) - (self.first_item_arrival or 0.0), 0.0),
             "utilisation": self.busy_slot_seconds / (self.slots * span) if span > 0 else 0.0,
         }
 
@@ -152,6 +155,8 @@ class SimServer:
         now = time.perf_counter()
         if self.first_arrival is None:
             self.first_arrival = now
+        if self.first_item_arrival is None and prompt not in PROBE_PROMPTS:
+            self.first_item_arrival = now
         self.received += 1
         tokens = self.latency.tokens(prompt)
         seconds = tokens * self.latency.seconds_per_token

@@ -12,6 +12,7 @@ psycopg 3): for several orchestrator replicas sharing state; migrations under an
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -132,6 +133,29 @@ class RunStore:
         dialect = pg_dialect if self.dialect == "postgresql" else sqlite_dialect
         return dialect.insert(table)
 
+    @functools.cached_property
+    def _statements(self) -> dict[str, Any]:
+        """The item writes' upserts, built once: the engine writes after every few answers, and
+        building an upsert costs more than executing it."""
+        outputs, records = schema.outputs, schema.records
+        save_outputs = self._insert(outputs).on_conflict_do_nothing(
+            index_elements=[
+                outputs.c.model,
+                outputs.c.task,
+                outputs.c.item_id,
+                outputs.c.prompt_hash,
+                outputs.c.settings_hash,
+            ]
+        )
+        base = self._insert(records)
+        keys = [records.c.fingerprint, records.c.item_id]
+        updated = {c: getattr(base.excluded, c) for c in ("prompt_hash", "settings_hash", "record", "created_at")}
+        return {
+            "save_outputs": save_outputs,
+            "replace_records": base.on_conflict_do_update(index_elements=keys, set_=updated),
+            "keep_records": base.on_conflict_do_nothing(index_elements=keys),
+        }
+
     def migrate(self) -> int:
         """Bring the schema up to date (idempotent); the schema version."""
         try:
@@ -250,7 +274,6 @@ class RunStore:
         """Store outputs (committed on return); an output already stored under the same key is kept."""
         if not items:
             return
-        t = schema.outputs
         now = time.time()
         rows = [
             {
@@ -264,11 +287,8 @@ class RunStore:
             }
             for o in items
         ]
-        stmt = self._insert(t).on_conflict_do_nothing(
-            index_elements=[t.c.model, t.c.task, t.c.item_id, t.c.prompt_hash, t.c.settings_hash]
-        )
         with self._transaction() as conn:
-            conn.execute(stmt, rows)
+            conn.execute(self._statements["save_outputs"], rows)
 
     def load_records(self, fingerprint: str) -> dict[str, StoredRecord]:
         """The scored records stored under a settings fingerprint, by item id."""
@@ -287,7 +307,6 @@ class RunStore:
         this fingerprint is replaced, or kept with `replace=False`."""
         if not records:
             return
-        t = schema.records
         now = time.time()
         rows = [
             {
@@ -301,16 +320,8 @@ class RunStore:
             }
             for r in records
         ]
-        base = self._insert(t)
-        keys = [t.c.fingerprint, t.c.item_id]
-        updated = {c: getattr(base.excluded, c) for c in ("prompt_hash", "settings_hash", "record", "created_at")}
-        stmt = (
-            base.on_conflict_do_update(index_elements=keys, set_=updated)
-            if replace
-            else base.on_conflict_do_nothing(index_elements=keys)
-        )
         with self._transaction() as conn:
-            conn.execute(stmt, rows)
+            conn.execute(self._statements["replace_records" if replace else "keep_records"], rows)
 
 
 # --- opening --------------------------------------------------------------------------------------
