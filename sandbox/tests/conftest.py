@@ -180,7 +180,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # then). Select the harmless ones with -k: without isolation the kill and filesystem tests really
     # kill processes of the sandbox uid and fill the host's /tmp.
     extra = os.environ.get("HYOKA_SANDBOX_TEST_ARGS", "").split()
-    svc = start_service(tmp_path_factory.mktemp("sandbox"), "--workers", "2", *extra)
+    # Room for a whole HumanEval set checked at once (164 CheckCompletions; large calls may take
+    # half the waiting places): the tests send it through a bare stub, which does not retry.
+    svc = start_service(tmp_path_factory.mktemp("sandbox"), "--workers", "2", "--max-queued-calls", "512", *extra)
     yield svc
     stop_service(svc)
 

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hyoka.rpc.admission import AdmissionLimits, ServiceAdmission, retry_delay
+from hyoka.rpc.admission import AdmissionLimits, Refused, ServiceAdmission, retry_delay
 from hyoka.rpc.server import RunningServer, ServerConfig, ServiceRegistration, start_server
 
 SERVICE = "hyoka.test.GatedService"
@@ -261,3 +261,23 @@ def test_default_costs_of_hyoka_methods() -> None:
     assert score(object()) == 1  # a lenient deserialiser's "invalid payload"
     batch = METHOD_COSTS["/hyoka.v1.SandboxService/ExecuteBatch"]
     assert batch(sandbox_pb2.ExecuteBatchRequest(programs=[sandbox_pb2.ExecuteRequest()] * 3)) == 3
+
+
+async def test_a_call_that_would_wait_past_its_deadline_is_refused_at_once() -> None:
+    """Admission estimates the wait from the recent mean call time: a call that would still be
+    queued at its deadline gets RESOURCE_EXHAUSTED now (with a retry delay), not DEADLINE_EXCEEDED
+    later; one whose deadline leaves room is queued."""
+    admission = ServiceAdmission("hyoka.v1.TestService", AdmissionLimits(max_concurrent=1, max_queued=10))
+    for _ in range(30):  # calls that took 5 s each
+        await admission.acquire(False)
+        admission.release(False, 5.0)
+    await admission.acquire(False)  # the one slot is taken
+    with pytest.raises(Refused) as refused:
+        await admission.acquire(False, deadline_s=1.0)
+    assert "past its deadline (1.0 s)" in refused.value.message and refused.value.retry_after > 0
+    waiting = asyncio.ensure_future(admission.acquire(False, deadline_s=60.0))
+    await asyncio.sleep(0)
+    assert admission.queued == 1 and not waiting.done()
+    admission.release(False, 5.0)  # the slot goes to the queued call
+    await waiting
+    admission.release(False, 5.0)

@@ -46,7 +46,7 @@ def serve(
         envvar="HYOKA_MAX_QUEUED_CALLS",
         help="Calls that may wait for one of those, first come first served (each holds its request: this bounds "
         "the memory); more get RESOURCE_EXHAUSTED with a retry delay at once. Default: --max-queued-runs, at most "
-        "1024 (a whole HumanEval set checked at once fits: 164 calls, large ones take at most half). A queued "
+        "256 (already seconds of work for the workers: a deeper queue mostly ends in DEADLINE_EXCEEDED). A queued "
         "call whose deadline passes ends DEADLINE_EXCEEDED without running.",
     ),
     data_dir: Annotated[
@@ -119,7 +119,7 @@ def serve(
         updates["runtimes_dir"] = runtimes_dir
     config = config.model_copy(update=updates)
     try:
-        queued_calls = min(max_queued_runs, 1024) if max_queued_calls is None else max_queued_calls
+        queued_calls = min(max_queued_runs, 256) if max_queued_calls is None else max_queued_calls
         admission = AdmissionLimits(max_concurrent_calls or workers, queued_calls)
         server_config = ServerConfig(
             host=host, port=port, auth_token=token, tls=tls, health_port=health_port, admission=admission

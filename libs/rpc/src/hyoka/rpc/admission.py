@@ -11,8 +11,10 @@ calls holds 10,000 requests and tasks at once. With it (`ServerConfig.admission`
   `google.rpc.RetryInfo` detail (in `grpc-status-details-bin`, read with
   `grpc_status.rpc_status.from_call` or `retry_delay(error)`) saying when to try again: the
   recent mean call time times the calls ahead, divided by `max_concurrent`, within 0.1-30 s;
-* a queued call whose deadline passes before it starts ends DEADLINE_EXCEEDED; its handler never
-  runs. A queued call its client cancels leaves the queue.
+* a call that would have to wait, and by the recent mean call time would still be waiting when its
+  deadline passes, is refused at once the same way (the client learns now, not at its deadline);
+* a queued call whose deadline passes before it starts all the same ends DEADLINE_EXCEEDED; its
+  handler never runs. A queued call its client cancels leaves the queue.
 
 Small calls are not starved by large ones. Each call has a cost (`METHOD_COSTS`: a metrics Score
 costs one unit per 100 items, a sandbox ExecuteBatch or CheckCompletions one per program; every
@@ -175,14 +177,23 @@ class ServiceAdmission:
         estimate = self._mean_seconds * ahead / self.limits.max_concurrent
         return round(min(MAX_RETRY_DELAY_S, max(MIN_RETRY_DELAY_S, estimate)), 3)
 
-    def _refuse(self, large: bool) -> Refused:
+    def expected_wait(self) -> float:
+        """Seconds a call queued now would wait, by the recent mean call time."""
+        return self._mean_seconds * (self.queued + 1) / self.limits.max_concurrent
+
+    def _refuse(self, large: bool, deadline_s: float | None = None) -> Refused:
         self.stats.refused += 1
         kind = "large " if large else ""
         limit = self.limits.max_large_queued if large else self.limits.max_queued
         delay = self.retry_after()
+        why = (
+            f"a {kind}call queued now would wait about {self.expected_wait():.1f} s, past its deadline "
+            f"({deadline_s:.1f} s)"
+            if deadline_s is not None
+            else f"no room for another {kind}call (at most {limit} may wait)"
+        )
         return Refused(
-            f"{self.name} is busy: {self.running} calls running and {self.queued} queued, no room for another "
-            f"{kind}call (at most {limit} may wait); retry in {delay:g} s",
+            f"{self.name} is busy: {self.running} calls running and {self.queued} queued, {why}; retry in {delay:g} s",
             delay,
         )
 
@@ -216,9 +227,10 @@ class ServiceAdmission:
             self._mean_seconds += 0.2 * (seconds - self._mean_seconds)
         self._dispatch()
 
-    async def acquire(self, large: bool) -> None:
+    async def acquire(self, large: bool, deadline_s: float | None = None) -> None:
         """Wait for a slot (cancelled, under `asyncio.timeout` say, it leaves the queue); raise
-        Refused at once when the queue has no room. The caller must `release` the slot."""
+        Refused at once when the queue has no room, or when the call would wait past `deadline_s`
+        (seconds left; None: no deadline). The caller must `release` the slot."""
         limits = self.limits
         queue = self._large if large else self._small
         full = self.queued >= limits.max_queued or (large and len(queue) >= limits.max_large_queued)
@@ -227,6 +239,8 @@ class ServiceAdmission:
         )
         if full and (queue or not may_start):  # a call that could start now needs no place in the queue
             raise self._refuse(large)
+        if not may_start and deadline_s is not None and self.expected_wait() > deadline_s:
+            raise self._refuse(large, deadline_s)
         self._seq += 1
         waiter = _Waiter(self._seq, large)
         queue.append(waiter)
@@ -301,8 +315,9 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
             (the call is then aborted)."""
             large = is_large(request)
             try:
-                async with asyncio.timeout(context.time_remaining()):
-                    await admission.acquire(large)
+                remaining = context.time_remaining()
+                async with asyncio.timeout(remaining):
+                    await admission.acquire(large, remaining)
             except Refused as refused:
                 log.debug("refused %s: %s", method, refused.message)
                 await context.abort_with_status(refused.to_status())
