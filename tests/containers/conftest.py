@@ -158,6 +158,27 @@ def run_once(image: str, options: Sequence[str], command: Sequence[str], timeout
     return result.stdout
 
 
+@contextlib.contextmanager
+def podman_docker_api(socket_path: Path) -> Iterator[str]:
+    """podman's Docker-compatible API on a unix socket of our own (`podman system service`),
+    stopped at the end; yields its DOCKER_HOST."""
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            if service.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("podman system service did not open its socket")
+            time.sleep(0.1)
+        yield f"unix://{socket_path}"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
 def sandbox_seccomp_profile(path: Path) -> Path:
     """Writes the sandbox's seccomp profile: podman's default profile, plus `sethostname` and
     `setdomainname` allowed without CAP_SYS_ADMIN (bubblewrap sets the hostname of the UTS

@@ -10,7 +10,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from hyoka.rpc.client import ChannelConfig, sync_channel
 from hyoka.rpc.server import free_port
 from hyoka.v1 import analysis_pb2, analysis_pb2_grpc, metrics_pb2, metrics_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc
 
-from .conftest import REPO, Container, wait_serving
+from .conftest import REPO, Container, podman_docker_api, wait_serving
 
 pytestmark = pytest.mark.slow
 
@@ -40,22 +39,8 @@ def docker_api(tmp_path: Path, build_image: Callable[[str], str]) -> Iterator[st
     """podman's Docker-compatible API on a unix socket of our own; yields DOCKER_HOST."""
     for image, _, _ in SERVICES.values():
         build_image(image)
-    socket_path = tmp_path / "podman.sock"
-    service = subprocess.Popen(
-        ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not socket_path.exists():
-            if service.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("podman system service did not open its socket")
-            time.sleep(0.1)
-        yield f"unix://{socket_path}"
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+    with podman_docker_api(tmp_path / "podman.sock") as docker_host:
+        yield docker_host
 
 
 def test_compose_brings_up_the_stack(docker_api: str, data_dir: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from hyoka.orchestrator.launcher import LABEL, LaunchError, launched_server, resolve_launch
 
-from .conftest import podman
+from .conftest import podman, podman_docker_api
 
 pytestmark = pytest.mark.slow
 
@@ -36,22 +36,8 @@ def server_image(build_image: Callable[[str], str]) -> str:
 @pytest.fixture(scope="module")
 def docker_host(tmp_path_factory: pytest.TempPathFactory, server_image: str) -> Iterator[str]:
     """podman's Docker-compatible API on a socket of our own: the launcher's DOCKER_HOST."""
-    socket_path = tmp_path_factory.mktemp("podman") / "podman.sock"
-    service = subprocess.Popen(
-        ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not socket_path.exists():
-            if service.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("podman system service did not open its socket")
-            time.sleep(0.1)
-        yield f"unix://{socket_path}"
-    finally:
-        service.terminate()
-        service.wait(timeout=30)
+    with podman_docker_api(tmp_path_factory.mktemp("podman") / "podman.sock") as docker_host:
+        yield docker_host
 
 
 def launched_containers() -> list[str]:

@@ -34,8 +34,10 @@ message for a failed check: a failed log-probability check stops log-likelihood 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -159,6 +161,21 @@ def _fmt(x: float | None) -> str:
     return "none" if x is None else f"{x:.4g}" if abs(x) < 1e-2 and x != 0 else f"{x:.2f}"
 
 
+#: The probe's requests go out together but never more at once than the backend's concurrency
+#: (a server's own limit: TGI answers 429 beyond it); set by `probe` for the checks it runs.
+_SLOTS: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar("probe_slots", default=None)
+
+
+@contextlib.asynccontextmanager
+async def _slot() -> AsyncIterator[None]:
+    slots = _SLOTS.get()
+    if slots is None:
+        yield
+        return
+    async with slots:
+        yield
+
+
 async def _generate(
     backend: ModelBackend, context: str, max_new_tokens: int, stop: Sequence[str], *, logprobs: bool = False
 ) -> RawGeneration:
@@ -166,9 +183,11 @@ async def _generate(
     generation checks hold for servers that return none (generation-only servers may still serve
     generation tasks)."""
     if isinstance(backend, GenerationHooks):
-        return await backend.probe_generate(context, max_new_tokens, stop, logprobs=logprobs)
+        async with _slot():
+            return await backend.probe_generate(context, max_new_tokens, stop, logprobs=logprobs)
     req = GenerationRequest(context=context, stop=tuple(stop), max_new_tokens=max_new_tokens)
-    ((text,),) = await backend.generate_until([req])
+    async with _slot():
+        ((text,),) = await backend.generate_until([req])
     return RawGeneration(text=text, token_logprobs=[], sent={"context": context, "stop": list(stop)})
 
 
@@ -291,8 +310,10 @@ async def _alignment(backend: ModelBackend, tolerance: float) -> list[Conformanc
         if prompt_hooks:
             assert isinstance(backend, PromptHooks)
             try:
-                whole = await backend.probe_prompt(prompt + token)
-                head = await backend.probe_prompt(prompt)
+                async with _slot():
+                    whole = await backend.probe_prompt(prompt + token)
+                async with _slot():
+                    head = await backend.probe_prompt(prompt)
             except BackendError as e:
                 return [ConformanceCheck("prompt_logprobs_present", False, f"prompt scoring failed: {e}", sent)]
             if len(whole.logprobs) != len(head.logprobs) + 1:
@@ -300,7 +321,8 @@ async def _alignment(backend: ModelBackend, tolerance: float) -> list[Conformanc
             checks += _shape_checks(whole)
         sent["continuation"] = token
         try:
-            (scored,) = await backend.loglikelihood([LoglikelihoodRequest(prompt, token)])
+            async with _slot():
+                (scored,) = await backend.loglikelihood([LoglikelihoodRequest(prompt, token)])
         except BackendError as e:
             return [
                 ConformanceCheck(
@@ -383,13 +405,17 @@ async def probe(
             return await _alignment(backend, tolerance)
         return [ConformanceCheck(n, None, "skipped: the backend cannot score prompts") for n in LOGPROB_CHECKS]
 
-    # Every request goes out at once (the probe delays the run's first item): the stop check picks,
-    # among the candidate stops, one that occurs early in the greedy text (a second round only when
-    # none does).
-    (greedy_check, greedy), argmax_check, logprob, with_stops = await asyncio.gather(
-        _check_greedy(backend), _check_argmax(backend), logprob_checks(), _stop_candidates(backend)
-    )
-    report.checks += [greedy_check, argmax_check, await _check_stop(backend, greedy, with_stops), *logprob]
+    # Every request goes out at once (the probe delays the run's first item), within the backend's
+    # concurrency: the stop check picks, among the candidate stops, one that occurs early in the
+    # greedy text (a second round only when none does).
+    slots = _SLOTS.set(asyncio.Semaphore(max(1, backend.capabilities.max_concurrency)))
+    try:
+        (greedy_check, greedy), argmax_check, logprob, with_stops = await asyncio.gather(
+            _check_greedy(backend), _check_argmax(backend), logprob_checks(), _stop_candidates(backend)
+        )
+        report.checks += [greedy_check, argmax_check, await _check_stop(backend, greedy, with_stops), *logprob]
+    finally:
+        _SLOTS.reset(slots)
     names = {c.name for c in report.checks}
     report.checks += [ConformanceCheck(n, None, "skipped") for n in LOGPROB_CHECKS if n not in names]
     return report
