@@ -32,23 +32,14 @@ def _usage_error(err: Console, message: str) -> typer.Exit:
 
 def _backend_choice(model: str | None, err: Console) -> tuple[str | None, str]:
     """`--model` beside `--launch`: (backend or None for the preset's, KEY=VALUE options)."""
-    from hyoka.orchestrator.backends.base import BackendError
-    from hyoka.orchestrator.backends.registry import parse_model_spec
+    from hyoka.orchestrator.launcher.presets import LaunchConfigError, backend_for_launch
 
     if model is None:
         return None, ""
     try:
-        name, _ = parse_model_spec(model)
-    except BackendError as e:
-        raise _usage_error(err, f"--model: {e}") from None
-    head, _, options = model.partition(",")
-    if ":" in head:
-        raise _usage_error(
-            err,
-            f"--model {model}: with --launch, give the backend and options only (its target is the launched "
-            "server), e.g. openai-chat or openai-completions,max_concurrency=4",
-        )
-    return name, options
+        return backend_for_launch(model)
+    except LaunchConfigError as e:
+        raise _usage_error(err, f"--model {e}") from None
 
 
 @contextlib.contextmanager

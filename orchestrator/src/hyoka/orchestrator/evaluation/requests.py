@@ -15,7 +15,7 @@ from typing import Any
 
 from hyoka.orchestrator.backends.base import BackendError
 from hyoka.orchestrator.backends.registry import REPLICA_SEPARATOR, create_backend, parse_model_spec
-from hyoka.orchestrator.launcher.presets import LaunchConfigError, LaunchSpec, resolve_launch
+from hyoka.orchestrator.launcher.presets import LaunchConfigError, LaunchSpec, backend_for_launch, resolve_launch
 from hyoka.orchestrator.tasks.registry import SUITES, UnknownSuiteError, UnknownTaskError, get_task, suite_tasks
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -61,14 +61,8 @@ class Launch:
         )
 
     def backend_choice(self) -> tuple[str | None, str]:
-        """(backend or None for the preset's, KEY=VALUE options); BackendError or ValueError."""
-        if not self.backend:
-            return None, ""
-        name, _ = parse_model_spec(self.backend)
-        head, _, options = self.backend.partition(",")
-        if ":" in head:
-            raise ValueError("give the backend and options only: the target is the launched server")
-        return name, options
+        """(backend or None for the preset's, KEY=VALUE options); LaunchConfigError."""
+        return backend_for_launch(self.backend) if self.backend else (None, "")
 
 
 @dataclass(frozen=True)
@@ -198,7 +192,7 @@ def _check_launch(launch: Launch, problems: list[tuple[str, str]]) -> None:
         problems.append((field_name, str(error)))
     try:
         launch.backend_choice()
-    except (BackendError, ValueError) as error:
+    except LaunchConfigError as error:
         problems.append(("launch.backend", str(error)))
 
 

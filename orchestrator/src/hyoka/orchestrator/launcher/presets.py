@@ -187,6 +187,26 @@ def resolve_launch(
     return LaunchSpec(preset, image, _model_source(preset, model), timeout, pull, gpus)
 
 
+def backend_for_launch(spec: str) -> tuple[str, str]:
+    """A model spec without a target, as `--model` beside `--launch` takes it ("openai-chat",
+    "openai-completions,max_concurrency=4") -> (backend, "KEY=VALUE,..."); LaunchConfigError on a
+    bad spec or one with a target (the target is the launched server)."""
+    from hyoka.orchestrator.backends.base import BackendError
+    from hyoka.orchestrator.backends.registry import parse_model_spec
+
+    try:
+        name, _ = parse_model_spec(spec)
+    except BackendError as e:
+        raise LaunchConfigError(str(e)) from None
+    head, _, options = spec.partition(",")
+    if ":" in head:
+        raise LaunchConfigError(
+            f"{spec}: with --launch, give the backend and options only (its target is the launched server), "
+            "e.g. openai-chat or openai-completions,max_concurrency=4"
+        )
+    return name, options
+
+
 def _model_source(preset: LaunchPreset, model: str | None) -> ModelSource:
     if model is None or (model == "smollm2" and not preset.accepts_hub_id):
         return preset.default_model()
